@@ -1,0 +1,442 @@
+#!/usr/bin/env bash
+# scripts/kit.sh — dmb's local test kit.
+#
+# Builds (only when missing) two local Docker images from Debian packages:
+#   dmb-kit/builder:bookworm   debootstrap'd bookworm rootfs with gcc/make/...
+#   dmb-kit/kernel:<KVER>      a LinuxKit-layout kernel image (kernel,
+#                              System.map, kernel.tar, kernel-dev.tar,
+#                              linux.tar.xz, kernel-builder) made from one
+#                              Debian kernel upload
+# and prints exactly three lines on stdout:
+#   KVER=<kernel release>
+#   KERNEL_REF=dmb-kit/kernel:<KVER>
+#   BUILD_REF=dmb-kit/builder:bookworm
+# All progress goes to stderr.  Idempotent; a run with both images present
+# does no apt queries and takes about a second.
+#
+# Environment:
+#   DMB_DOCKER       docker CLI to use (default: docker)
+#   DMB_KIT_CACHE    cache dir (default: ${XDG_CACHE_HOME:-$HOME/.cache}/dmb-kit)
+#   DMB_KIT_SERIES   force the kernel series (e.g. 6.1) instead of detecting it
+#   DMB_KIT_MIRROR   force the debootstrap mirror instead of reading apt sources
+#   DMB_KIT_REFRESH  =1: forget the pinned kernel choice in kit.env and pick the
+#                    newest one the archive offers now
+#
+# Needs root for debootstrap (first run only), apt-get/apt-cache, dpkg-deb,
+# python3, xz, zstd.  Nothing here loads kernel modules or runs privileged
+# containers.
+set -euo pipefail
+
+# Everything not explicitly meant for the caller goes to stderr.
+exec 3>&1 1>&2
+
+SUITE=bookworm
+ARCH=amd64
+BUILD_REF="dmb-kit/builder:${SUITE}"
+KERNEL_REPO="dmb-kit/kernel"
+BUILDER_INCLUDE="gcc-12,gcc,make,libc6-dev,bc,flex,bison,libelf-dev,libssl-dev,kmod,xz-utils,perl"
+CONTAINER_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+KIT_TAR_PY="$HERE/lib/kit_tar.py"
+CACHE="${DMB_KIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dmb-kit}"
+read -r -a DOCKER <<<"${DMB_DOCKER:-docker}"
+[[ ${#DOCKER[@]} -gt 0 ]] || DOCKER=(docker)
+
+ROOTFS_TAR="$CACHE/builder-${SUITE}-rootfs.tar.zst"
+KIT_ENV="$CACHE/kit.env"
+DEB_DIR="$CACHE/debs"
+
+log() { printf 'kit: %s\n' "$*" >&2; }
+die() { printf 'kit: error: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+# ---------------------------------------------------------------- temp files
+TMP_PATHS=()
+cleanup() {
+    local p m
+    for p in "${TMP_PATHS[@]}"; do
+        [[ -e $p || -L $p ]] || continue
+        if [[ -d $p ]]; then
+            # An interrupted debootstrap may leave proc/sys mounted inside.
+            while read -r m; do
+                umount -l "$m" 2>/dev/null || true
+            done < <(awk -v p="$p/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts | sort -r)
+            rm -rf --one-file-system -- "$p" 2>/dev/null || rm -rf -- "$p" || true
+        else
+            rm -f -- "$p"
+        fi
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# mktemp_dir VAR NAME: VAR := new temp dir in the cache (removed on exit).
+mktemp_dir() {
+    local _d; _d="$(mktemp -d "$CACHE/.tmp.$2.XXXXXX")"
+    TMP_PATHS+=("$_d"); printf -v "$1" "%s" "$_d"
+}
+# tmp_for VAR FILE: VAR := temp name for an atomic write of FILE (same dir,
+# so the final mv is a rename; removed on exit if still there).
+tmp_for() {
+    local _t; _t="$(dirname "$2")/.$(basename "$2").tmp.$$"
+    TMP_PATHS+=("$_t"); printf -v "$1" "%s" "$_t"
+}
+
+# --------------------------------------------------------------------- docker
+docker_label() {  # image label -> value, or fail if the image is absent
+    "${DOCKER[@]}" image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null
+}
+have_builder_image() { [[ "$(docker_label "$BUILD_REF" dmb.kit || true)" == builder ]]; }
+have_kernel_image() {  # $1=KVER $2=Debian version (optional)
+    local ref="$KERNEL_REPO:$1"
+    [[ "$(docker_label "$ref" dmb.kit || true)" == kernel ]] || return 1
+    [[ -z ${2:-} || "$(docker_label "$ref" dmb.kit.debian-version || true)" == "$2" ]]
+}
+
+# ------------------------------------------------------------------- kit.env
+# KVER, ABI, SERIES, DEBVER of the pinned kernel choice.
+KVER="" ABI="" SERIES="" DEBVER=""
+load_env() {
+    [[ -f $KIT_ENV ]] || return 1
+    local k v
+    while IFS='=' read -r k v; do
+        case $k in
+            KVER) KVER=$v ;; ABI) ABI=$v ;; SERIES) SERIES=$v ;; DEBVER) DEBVER=$v ;;
+        esac
+    done <"$KIT_ENV"
+    [[ -n $KVER && -n $ABI && -n $SERIES && -n $DEBVER ]]
+}
+save_env() {
+    local t; tmp_for t "$KIT_ENV"
+    printf 'KVER=%s\nABI=%s\nSERIES=%s\nDEBVER=%s\nBUILD_REF=%s\n' \
+        "$KVER" "$ABI" "$SERIES" "$DEBVER" "$BUILD_REF" >"$t"
+    mv -f "$t" "$KIT_ENV"
+}
+
+# ------------------------------------------------------------------- mirror
+# URI of the apt source that serves plain "$SUITE" (not -updates/-security).
+find_mirror() {
+    if [[ -n ${DMB_KIT_MIRROR:-} ]]; then printf '%s\n' "$DMB_KIT_MIRROR"; return; fi
+    local f uri=""
+    shopt -s nullglob
+    for f in /etc/apt/sources.list.d/*.sources; do
+        uri="$(awk -v suite="$SUITE" '
+            function flush() {
+                if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " suite " ") &&
+                    enabled != "no" && uris != "" && found == "") {
+                    split(uris, u, " "); found = u[1]
+                }
+                types = ""; suites = ""; uris = ""; enabled = ""
+            }
+            /^[ \t]*#/ { next }
+            /^[ \t]*$/ { flush(); next }
+            /^[A-Za-z-]+:/ {
+                key = tolower($1); sub(/:$/, "", key)
+                val = $0; sub(/^[^:]*:[ \t]*/, "", val); gsub(/[ \t]+/, " ", val)
+                cur = key
+                if (key == "types") types = val
+                else if (key == "suites") suites = val
+                else if (key == "uris") uris = val
+                else if (key == "enabled") enabled = tolower(val)
+                next
+            }
+            /^[ \t]/ {  # continuation line
+                val = $0; gsub(/[ \t]+/, " ", val)
+                if (cur == "suites") suites = suites val
+                else if (cur == "uris") uris = uris val
+                else if (cur == "types") types = types val
+            }
+            END { flush(); if (found != "") print found }' "$f")"
+        [[ -n $uri ]] && break
+    done
+    if [[ -z $uri ]]; then
+        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+            [[ -f $f ]] || continue
+            uri="$(awk -v suite="$SUITE" '
+                $1 == "deb" {
+                    i = 2
+                    if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+                    if ($(i + 1) == suite) { print $i; exit }
+                }' "$f")"
+            [[ -n $uri ]] && break
+        done
+    fi
+    shopt -u nullglob
+    [[ -n $uri ]] || die "no apt source for suite '$SUITE' in /etc/apt/sources.list{,.d/*} (set DMB_KIT_MIRROR)"
+    printf '%s\n' "${uri%/}"
+}
+
+# ------------------------------------------------------------------ builder
+make_rootfs_tar() {
+    [[ $EUID -eq 0 ]] || die "debootstrap needs root (or provide $ROOTFS_TAR)"
+    command -v debootstrap >/dev/null || die "debootstrap is not installed"
+    local mirror dir t t0
+    mirror="$(find_mirror)"
+    mktemp_dir dir rootfs
+    log "debootstrap $SUITE from $mirror (takes a few minutes) ..."
+    t0="$(now)"
+    debootstrap --variant=minbase --arch="$ARCH" --include="$BUILDER_INCLUDE" \
+        "$SUITE" "$dir/root" "$mirror" >&2 \
+        || die "debootstrap failed (see $dir/root/debootstrap/debootstrap.log)"
+    # Trim and de-host the tree; docker provides /dev, hostname, resolv.conf.
+    rm -rf "$dir/root/var/cache/apt/archives/"*.deb "$dir/root/var/lib/apt/lists/"* \
+           "$dir/root/var/log/"*.log "$dir/root/debootstrap"
+    rm -f "$dir/root/etc/hostname"
+    : >"$dir/root/etc/resolv.conf"
+    log "debootstrap done in $(since "$t0"); packing rootfs"
+    tmp_for t "$ROOTFS_TAR"
+    tar -C "$dir/root" --numeric-owner --one-file-system --xattrs \
+        --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
+        -cf - . | zstd -q -T0 -10 -o "$t"
+    mv -f "$t" "$ROOTFS_TAR"
+    rm -rf --one-file-system "$dir"
+    log "rootfs cached: $ROOTFS_TAR ($(du -h "$ROOTFS_TAR" | cut -f1))"
+}
+
+ensure_builder() {
+    if have_builder_image; then log "image $BUILD_REF present"; return; fi
+    [[ -s $ROOTFS_TAR ]] || make_rootfs_tar
+    log "importing $BUILD_REF from $ROOTFS_TAR"
+    zstd -q -dc "$ROOTFS_TAR" | "${DOCKER[@]}" import \
+        --change "ENV PATH=$CONTAINER_PATH" \
+        --change 'LABEL dmb.kit=builder' \
+        --change "LABEL dmb.kit.suite=$SUITE" \
+        --message "dmb kit builder ($SUITE minbase)" \
+        - "$BUILD_REF" >&2
+    have_builder_image || die "import of $BUILD_REF did not produce a labelled image"
+}
+
+# -------------------------------------------------------------------- apt
+ensure_apt_lists() {
+    if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+        log "apt package lists missing; running apt-get update"
+        apt-get update >&2
+    fi
+}
+
+# Versions of $1 the archive offers (one per line, newest first as apt orders them).
+madison_versions() {
+    apt-cache madison "$1" 2>/dev/null | awk -F'|' '$3 ~ /Packages/ { gsub(/ /, "", $2); print $2 }' | awk '!seen[$0]++'
+}
+
+# Sort Debian versions on stdin, newest first (dpkg ordering).
+sort_debver_desc() {
+    local v out=() i j
+    while read -r v; do
+        [[ -n $v ]] || continue
+        i=${#out[@]}
+        out+=("$v")
+        while ((i > 0)) && dpkg --compare-versions "${out[i-1]}" lt "${out[i]}"; do
+            j=${out[i-1]}; out[i-1]=${out[i]}; out[i]=$j; ((i--)) || true
+        done
+    done
+    ((${#out[@]})) && printf '%s\n' "${out[@]}" | awk '!seen[$0]++'
+    return 0
+}
+
+# The kernel series: the linux-source-<series> that the plain $SUITE suite
+# itself ships (bookworm: 6.1; 6.12 only comes via security/backports).
+detect_series() {
+    if [[ -n ${DMB_KIT_SERIES:-} ]]; then printf '%s\n' "$DMB_KIT_SERIES"; return; fi
+    local s all=() base=()
+    mapfile -t all < <(apt-cache search --names-only '^linux-source-[0-9]+\.[0-9]+$' \
+        | awk '{ sub(/^linux-source-/, "", $1); print $1 }' | sort -V -r)
+    ((${#all[@]})) || die "the archive offers no linux-source-<series> package"
+    for s in "${all[@]}"; do
+        if apt-cache madison "linux-source-$s" | awk -F'|' -v s="$SUITE" \
+            '{ split($3, a, " "); if (a[2] ~ ("^" s "/")) f = 1 } END { exit !f }'; then
+            base+=("$s")
+        fi
+    done
+    if ((${#base[@]})); then printf '%s\n' "${base[0]}"; else printf '%s\n' "${all[0]}"; fi
+}
+
+# Pick SERIES, DEBVER, ABI, KVER: the newest Debian version V at which
+# linux-source-S, linux-kbuild-S, linux-headers-<abi>-{amd64,common} and
+# linux-image-<abi>-amd64-unsigned all exist.
+resolve_kernel() {
+    ensure_apt_lists
+    SERIES="$(detect_series)"
+    log "kernel series: $SERIES"
+    local sre="${SERIES//./\\.}" abis=() pkgs=() v a line
+    declare -A have=()
+    mapfile -t abis < <(apt-cache search --names-only "^linux-headers-${sre}\.[^-]+(-[0-9]+)?-${ARCH}\$" \
+        | awk -v arch="$ARCH" '{ n = $1; sub(/^linux-headers-/, "", n); sub("-" arch "$", "", n); print n }' \
+        | sort -V -r)
+    ((${#abis[@]})) || die "no linux-headers-${SERIES}*-${ARCH} packages in the archive"
+    pkgs=("linux-source-$SERIES" "linux-kbuild-$SERIES")
+    for a in "${abis[@]}"; do
+        pkgs+=("linux-headers-$a-$ARCH" "linux-headers-$a-common" "linux-image-$a-$ARCH-unsigned")
+    done
+    while IFS= read -r line; do
+        have[$line]=1
+    done < <(apt-cache madison "${pkgs[@]}" 2>/dev/null \
+        | awk -F'|' '$3 ~ /Packages/ { gsub(/ /, "", $1); gsub(/ /, "", $2); print $1 "=" $2 }')
+    while read -r v; do
+        [[ -n ${have[linux-kbuild-$SERIES=$v]:-} ]] || continue
+        for a in "${abis[@]}"; do
+            if [[ -n ${have[linux-headers-$a-$ARCH=$v]:-} && -n ${have[linux-headers-$a-common=$v]:-} &&
+                  -n ${have[linux-image-$a-$ARCH-unsigned=$v]:-} ]]; then
+                DEBVER=$v ABI=$a KVER="$a-$ARCH"
+                log "kernel: $KVER from Debian $DEBVER"
+                return 0
+            fi
+        done
+    done < <(madison_versions "linux-source-$SERIES" | sort_debver_desc)
+    die "no Debian version offers all of linux-{source,kbuild}-$SERIES, linux-headers-<abi>-{$ARCH,common}, linux-image-<abi>-$ARCH-unsigned"
+}
+
+kernel_pkgs() {
+    printf '%s\n' "linux-headers-$ABI-$ARCH" "linux-headers-$ABI-common" "linux-kbuild-$SERIES" \
+        "linux-image-$ABI-$ARCH-unsigned" "linux-source-$SERIES"
+}
+deb_path() {  # cached .deb of package $1 at $DEBVER, or fail
+    local f
+    for f in "$DEB_DIR/${1}_${DEBVER//:/%3a}_"*.deb; do
+        [[ -f $f ]] && { printf '%s\n' "$f"; return 0; }
+    done
+    return 1
+}
+
+download_debs() {
+    local p missing=() dir f
+    while read -r p; do deb_path "$p" >/dev/null || missing+=("$p=$DEBVER"); done < <(kernel_pkgs)
+    ((${#missing[@]})) || { log "debs cached in $DEB_DIR"; return 0; }
+    mkdir -p "$DEB_DIR"
+    mktemp_dir dir debs
+    # As root, apt's _apt sandbox user usually cannot write into $CACHE
+    # (e.g. under /root) and apt warns; download as root straight away.
+    local aptopt=()
+    [[ $EUID -ne 0 ]] || aptopt=(-o APT::Sandbox::User=root)
+    log "downloading ${missing[*]}"
+    (cd "$dir" && apt-get "${aptopt[@]}" download "${missing[@]}" >&2) \
+        || die "apt-get download failed (DMB_KIT_REFRESH=1 re-picks the kernel if $DEBVER is gone)"
+    for f in "$dir"/*.deb; do mv -f "$f" "$DEB_DIR/"; done
+    rm -rf "$dir"
+    while read -r p; do deb_path "$p" >/dev/null || die "download of $p=$DEBVER produced no .deb"; done < <(kernel_pkgs)
+}
+
+# ------------------------------------------------------------- kernel image
+kernel_image_tar() { printf '%s\n' "$CACHE/kernel-image_${KVER}_${DEBVER//:/%3a}.tar"; }
+
+assemble_kernel_image() {
+    local stage x m out p deb t t0 t1 kdirs moddir dev_dirs kbuild_link kbuild_dir img
+    download_debs
+    mktemp_dir stage kernel
+    x="$stage/x" m="$stage/m" out="$stage/out"
+    mkdir -p "$x" "$m/lib/modules" "$out"
+
+    for p in "linux-headers-$ABI-$ARCH" "linux-headers-$ABI-common" "linux-kbuild-$SERIES" \
+             "linux-image-$ABI-$ARCH-unsigned"; do
+        deb="$(deb_path "$p")"
+        log "unpacking $(basename "$deb")"
+        dpkg-deb -x "$deb" "$x"
+    done
+
+    # KVER must be what the image package installs under lib/modules.
+    moddir="$x/lib/modules"
+    [[ -d $x/usr/lib/modules ]] && moddir="$x/usr/lib/modules"
+    mapfile -t kdirs < <(find "$moddir" -mindepth 1 -maxdepth 1 -type d -printf '%f\n')
+    [[ ${#kdirs[@]} -eq 1 && ${kdirs[0]} == "$KVER" ]] \
+        || die "linux-image-$ABI-$ARCH-unsigned installs lib/modules/{${kdirs[*]}}, expected $KVER"
+    [[ -f $x/boot/vmlinuz-$KVER && -f $x/boot/System.map-$KVER ]] || die "no vmlinuz/System.map for $KVER"
+
+    cp "$x/boot/vmlinuz-$KVER" "$out/kernel"
+    cp "$x/boot/System.map-$KVER" "$out/System.map"
+    printf '%s\n' "$BUILD_REF" >"$out/kernel-builder"
+
+    # kernel.tar: lib/modules/$KVER with depmod output and build -> headers.
+    mv "$moddir/$KVER" "$m/lib/modules/$KVER"
+    rm -f "$m/lib/modules/$KVER/build" "$m/lib/modules/$KVER/source"
+    ln -s "/usr/src/linux-headers-$KVER" "$m/lib/modules/$KVER/build"
+    # The host may lack kmod; the builder has it.  (No -F: Debian's
+    # System.map is a one-line stub, the real one is in the -dbg package.)
+    log "depmod $KVER (in $BUILD_REF)"
+    "${DOCKER[@]}" run --rm --network none --user "$(id -u):$(id -g)" \
+        -v "$m:/kit/m" "$BUILD_REF" depmod -a -b /kit/m "$KVER" >&2
+    [[ -s $m/lib/modules/$KVER/modules.dep ]] || die "depmod produced no modules.dep"
+    tar -C "$m" --sort=name --owner=0 --group=0 --numeric-owner -cf "$out/kernel.tar" lib
+
+    # kernel-dev.tar: the headers dir plus everything it links into.
+    kbuild_link="$(readlink "$x/usr/src/linux-headers-$KVER/scripts" || true)"
+    kbuild_dir="usr/lib/linux-kbuild-$SERIES"
+    [[ $kbuild_link == "../../lib/linux-kbuild-$SERIES/scripts" ]] \
+        || log "warning: headers scripts link is '$kbuild_link' (expected ../../lib/linux-kbuild-$SERIES/scripts)"
+    dev_dirs=("usr/src/linux-headers-$KVER" "usr/src/linux-headers-$ABI-common" "$kbuild_dir")
+    for p in "${dev_dirs[@]}"; do [[ -d $x/$p ]] || die "missing $p in the unpacked debs"; done
+    for p in .config Module.symvers Makefile include scripts; do
+        [[ -e $x/usr/src/linux-headers-$KVER/$p ]] || die "headers dir lacks $p"
+    done
+    tar -C "$x" --sort=name --owner=0 --group=0 --numeric-owner -cf "$out/kernel-dev.tar" "${dev_dirs[@]}"
+    python3 "$KIT_TAR_PY" check "$out/kernel-dev.tar" "${dev_dirs[@]/%//}" \
+        || die "kernel-dev.tar has symlinks that do not resolve inside it"
+
+    # linux.tar.xz: linux-source-$SERIES.tar.xz re-rooted at linux/ (streamed).
+    deb="$(deb_path "linux-source-$SERIES")"
+    log "repacking linux-source-$SERIES.tar.xz -> linux.tar.xz (xz -T0 -3) ..."
+    t0="$(now)"
+    dpkg-deb --fsys-tarfile "$deb" \
+        | tar -xO --wildcards '*usr/src/linux-source-*.tar.xz' \
+        | xz -dc -T0 \
+        | python3 "$KIT_TAR_PY" retop linux \
+        | xz -T0 -3 -c >"$out/linux.tar.xz"
+    t1="$(since "$t0")"
+    log "linux.tar.xz done in $t1"
+
+    log "sizes: kernel.tar $(du -h "$out/kernel.tar" | cut -f1)," \
+        "kernel-dev.tar $(du -h "$out/kernel-dev.tar" | cut -f1)," \
+        "linux.tar.xz $(du -h "$out/linux.tar.xz" | cut -f1)"
+
+    img="$(kernel_image_tar)"
+    tmp_for t "$img"
+    tar -C "$out" --owner=0 --group=0 --numeric-owner -cf "$t" \
+        kernel System.map kernel.tar kernel-dev.tar linux.tar.xz kernel-builder
+    mv -f "$t" "$img"
+    rm -rf "$stage"
+    log "kernel image tarball cached: $img ($(du -h "$img" | cut -f1))"
+}
+
+ensure_kernel() {
+    local ref="$KERNEL_REPO:$KVER" img
+    if have_kernel_image "$KVER" "$DEBVER"; then log "image $ref present"; return; fi
+    img="$(kernel_image_tar)"
+    [[ -s $img ]] || assemble_kernel_image
+    # Drop older kernel tarballs of this kit (the .debs stay).
+    find "$CACHE" -maxdepth 1 -name 'kernel-image_*.tar' ! -path "$img" -delete
+    log "importing $ref from $img"
+    "${DOCKER[@]}" import \
+        --change "LABEL org.mobyproject.linuxkit.kernel.buildimage=$BUILD_REF" \
+        --change 'LABEL dmb.kit=kernel' \
+        --change "LABEL dmb.kit.kver=$KVER" \
+        --change "LABEL dmb.kit.debian-version=$DEBVER" \
+        --message "dmb kit kernel $KVER (Debian $DEBVER)" \
+        "$img" "$ref" >&2
+    have_kernel_image "$KVER" "$DEBVER" || die "import of $ref did not produce a labelled image"
+}
+
+# ---------------------------------------------------------------------- main
+main() {
+    local t0; t0="$(now)"
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/.lock"
+    flock 9 || die "cannot lock $CACHE/.lock"
+    "${DOCKER[@]}" version --format '{{.Server.Version}}' >/dev/null 2>&1 \
+        || die "cannot talk to the docker engine with '${DOCKER[*]}'"
+
+    if [[ ${DMB_KIT_REFRESH:-} == 1 ]] || ! load_env; then
+        KVER="" ABI="" SERIES="" DEBVER=""
+    fi
+    if [[ -n $KVER ]] && have_builder_image && have_kernel_image "$KVER" "$DEBVER"; then
+        log "both images present ($(since "$t0"))"
+    else
+        ensure_builder
+        if [[ -z $KVER ]]; then resolve_kernel; save_env; fi
+        ensure_kernel
+        log "done in $(since "$t0")"
+    fi
+    printf 'KVER=%s\nKERNEL_REF=%s\nBUILD_REF=%s\n' "$KVER" "$KERNEL_REPO:$KVER" "$BUILD_REF" >&3
+}
+
+main "$@"

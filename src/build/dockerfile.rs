@@ -1,0 +1,138 @@
+//! Rendering the Dockerfiles of a build. Pure text; tested with golden files.
+
+use crate::kernel::{headers_dir, KERNEL_DEV_TAR};
+
+/// Label on the build-environment image and its layers.
+pub const BUILDENV_LABEL: &str = "dmb.buildenv";
+/// Where the module sources go, as in the seed recipe.
+pub const MODULE_DIR_IN_CONTAINER: &str = "/usr/src/module";
+/// PATH when the builder image sets none (Docker's own default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The cached build environment: the builder image, completed with a
+/// toolchain when it lacks one, plus every header tree of `kernel-dev.tar`.
+///
+/// `kernel-dev.tar` is copied straight from the kernel image (never through
+/// the client, which may be far from the engine) and unpacked path by path:
+/// copying a `lib/` directory over an image whose `/lib` is a symlink would
+/// replace the link.
+pub fn buildenv(build_ref: &str, kernel_ref: &str, key: &str, install: Option<&str>) -> String {
+    let mut s = format!(
+        "# dmb build environment: {build_ref} with the kernel headers of {kernel_ref}\n\
+         FROM {build_ref}\n\
+         LABEL {BUILDENV_LABEL}=\"{key}\"\n"
+    );
+    if let Some(install) = install {
+        s.push_str(&format!("RUN {install}\n"));
+    }
+    s.push_str(&format!(
+        "COPY --from={kernel_ref} {KERNEL_DEV_TAR} /tmp/dmb/kernel-dev.tar\n\
+         RUN mkdir -p /tmp/dmb/headers \\\n \
+         && tar -xf /tmp/dmb/kernel-dev.tar -C /tmp/dmb/headers \\\n \
+         && for d in /tmp/dmb/headers/*; do \\\n      \
+         if [ -d \"$d\" ]; then mkdir -p \"/${{d##*/}}\" && cp -a \"$d/.\" \"/${{d##*/}}/\"; else cp -a \"$d\" /; fi \\\n    \
+         done \\\n \
+         && rm -rf /tmp/dmb\n"
+    ));
+    s
+}
+
+/// The per-build image: module sources in, make, `.ko` files out. With
+/// BuildKit a last `FROM scratch` stage holds only what is exported.
+pub fn build(buildenv_tag: &str, session: &str, release: &str, export_stage: bool) -> String {
+    let kdir = headers_dir(release);
+    let mut s = format!(
+        "# dmb module build for {release}\n\
+         FROM {buildenv_tag}\n\
+         LABEL {session_label}=\"{session}\"\n\
+         COPY dmb/ /usr/local/dmb/\n\
+         ENV KVER=\"{release}\" KDIR=\"{kdir}\" PATH=\"/usr/local/dmb/bin:${{PATH:-{DEFAULT_PATH}}}\"\n\
+         COPY module/ {MODULE_DIR_IN_CONTAINER}/\n\
+         RUN [\"/bin/sh\", \"/usr/local/dmb/build.sh\"]\n",
+        session_label = crate::engine::SESSION_LABEL,
+    );
+    if export_stage {
+        s.push_str("\nFROM scratch\nCOPY --from=0 /dmb-out/ /\n");
+    }
+    s
+}
+
+/// The MODULE_REF image: `.ko` files at `/` and in the kmod layout under
+/// `/opt/lib/modules/<kver>/extra/`, labelled with where they came from.
+pub fn module_image(labels: &[(String, String)]) -> String {
+    let mut s = String::from("FROM scratch\nCOPY ko/ /\nCOPY opt/ /opt/\n");
+    if !labels.is_empty() {
+        let pairs: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{}={}", quoted(k), quoted(v)))
+            .collect();
+        s.push_str(&format!("LABEL {}\n", pairs.join(" \\\n      ")));
+    }
+    s
+}
+
+fn quoted(value: &str) -> String {
+    let escaped = value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('$', "\\$")
+        .replace('\n', " ");
+    format!("\"{escaped}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buildenv_without_install() {
+        insta::assert_snapshot!(buildenv(
+            "dmb-kit/builder:bookworm",
+            "dmb-kit/kernel:6.1.0-56-amd64",
+            "0123456789abcdef",
+            None
+        ));
+    }
+
+    #[test]
+    fn buildenv_with_install() {
+        insta::assert_snapshot!(buildenv(
+            "alpine:3.17",
+            "linuxkit/kernel:6.6.13",
+            "0123456789abcdef",
+            Some("apk add --no-cache build-base")
+        ));
+    }
+
+    #[test]
+    fn build_for_the_legacy_builder() {
+        insta::assert_snapshot!(build(
+            "dmb-buildenv:0123456789abcdef",
+            "s1",
+            "6.1.0-56-amd64",
+            false
+        ));
+    }
+
+    #[test]
+    fn build_for_buildkit_exports_only_the_output() {
+        insta::assert_snapshot!(build(
+            "dmb-buildenv:0123456789abcdef",
+            "s1",
+            "6.1.0-56-amd64",
+            true
+        ));
+    }
+
+    #[test]
+    fn module_image_labels_are_quoted() {
+        let labels = vec![
+            (
+                "dmb.kernel.release".to_string(),
+                "6.1.0-56-amd64".to_string(),
+            ),
+            ("odd".to_string(), "a \"b\" $c\nd".to_string()),
+        ];
+        insta::assert_snapshot!(module_image(&labels));
+    }
+}

@@ -1,0 +1,171 @@
+//! The MODULE_REF image layout: `.ko` files at `/` (the seed recipe's
+//! contract) and the kmod layout `/opt/lib/modules/<kver>/extra/` with its
+//! `modules.dep` (what Kubernetes' Kernel Module Management loads).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::ko::Module;
+
+/// Label keys of a module image. They are a contract: see the README.
+pub mod label {
+    pub const KERNEL_RELEASE: &str = "dmb.kernel.release";
+    pub const KERNEL_IMAGE: &str = "dmb.kernel.image";
+    pub const KERNEL_IMAGE_ID: &str = "dmb.kernel.image.id";
+    pub const BUILDER_IMAGE: &str = "dmb.builder.image";
+    pub const BUILDER_IMAGE_ID: &str = "dmb.builder.image.id";
+    pub const MODULES: &str = "dmb.modules";
+    pub const VERSION: &str = "dmb.version";
+}
+
+/// Where the kmod tree of a release lives in the image.
+pub fn kmod_dir(release: &str) -> String {
+    format!("opt/lib/modules/{release}")
+}
+
+/// Where an image came from, for its labels.
+#[derive(Debug, Clone)]
+pub struct Provenance<'a> {
+    pub release: &'a str,
+    pub kernel_ref: &'a str,
+    pub kernel_id: &'a str,
+    pub build_ref: &'a str,
+    pub build_id: &'a str,
+}
+
+pub fn labels(p: &Provenance, modules: &[Module]) -> Vec<(String, String)> {
+    let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
+    [
+        (label::KERNEL_RELEASE, p.release),
+        (label::KERNEL_IMAGE, p.kernel_ref),
+        (label::KERNEL_IMAGE_ID, p.kernel_id),
+        (label::BUILDER_IMAGE, p.build_ref),
+        (label::BUILDER_IMAGE_ID, p.build_id),
+        (label::MODULES, &names.join(",")),
+        (label::VERSION, env!("CARGO_PKG_VERSION")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// `modules.dep` for the `extra/` tree, as depmod writes it: each module
+/// with all the modules of the set it needs, transitively, the ones to load
+/// last first (modprobe loads the list from its end). Dependencies outside
+/// the set (the kernel's own modules) are not part of this tree.
+pub fn modules_dep(modules: &[Module]) -> String {
+    let by_name: BTreeMap<&str, &Module> = modules.iter().map(|m| (m.name.as_str(), m)).collect();
+    let mut out = String::new();
+    let mut sorted: Vec<&Module> = modules.iter().collect();
+    sorted.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+    for m in sorted {
+        let mut order = Vec::new();
+        let mut seen = BTreeSet::from([m.name.as_str()]);
+        for dep in m.info.depends() {
+            visit(&dep, &by_name, &mut seen, &mut order);
+        }
+        order.reverse();
+        out.push_str(&format!("extra/{}:", m.file_name));
+        for dep in order {
+            out.push_str(&format!(" extra/{}", dep.file_name));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Post-order walk: a module's dependencies before the module itself.
+fn visit<'a>(
+    name: &str,
+    by_name: &BTreeMap<&str, &'a Module>,
+    seen: &mut BTreeSet<&'a str>,
+    order: &mut Vec<&'a Module>,
+) {
+    let Some(m) = by_name.get(name).copied() else {
+        return;
+    };
+    if !seen.insert(m.name.as_str()) {
+        return;
+    }
+    for dep in m.info.depends() {
+        visit(&dep, by_name, seen, order);
+    }
+    order.push(m);
+}
+
+/// Writes the image's build context: `ko/`, `opt/lib/modules/<kver>/extra/`,
+/// the depmod index (or a `modules.dep` of dmb's own when the builder had no
+/// depmod) and the Dockerfile.
+pub fn write_context(
+    context: &Path,
+    release: &str,
+    ko_dir: &Path,
+    modules: &[Module],
+    depmod_dir: Option<&Path>,
+    dockerfile: &str,
+) -> std::io::Result<()> {
+    let top = context.join("ko");
+    let kmod = context.join(kmod_dir(release));
+    let extra = kmod.join("extra");
+    std::fs::create_dir_all(&top)?;
+    std::fs::create_dir_all(&extra)?;
+    for m in modules {
+        let from = ko_dir.join(&m.file_name);
+        std::fs::copy(&from, top.join(&m.file_name))?;
+        std::fs::copy(&from, extra.join(&m.file_name))?;
+    }
+    match depmod_dir {
+        Some(dir) => {
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                if entry.file_type()?.is_file() {
+                    std::fs::copy(entry.path(), kmod.join(entry.file_name()))?;
+                }
+            }
+        }
+        None => std::fs::write(kmod.join("modules.dep"), modules_dep(modules))?,
+    }
+    std::fs::write(context.join("Dockerfile"), dockerfile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ko::ModInfo;
+
+    fn module(file: &str, depends: &str) -> Module {
+        Module {
+            file_name: file.to_string(),
+            name: crate::ko::name_from_file(file),
+            info: ModInfo {
+                fields: vec![("depends".into(), depends.into())],
+            },
+        }
+    }
+
+    #[test]
+    fn dependencies_are_transitive_and_deepest_last() {
+        let set = [
+            module("a.ko", "b,libcrc32c"),
+            module("b.ko", "c"),
+            module("c.ko", ""),
+            module("d-x.ko", "a"),
+        ];
+        assert_eq!(
+            modules_dep(&set),
+            "extra/a.ko: extra/b.ko extra/c.ko\n\
+             extra/b.ko: extra/c.ko\n\
+             extra/c.ko:\n\
+             extra/d-x.ko: extra/a.ko extra/b.ko extra/c.ko\n"
+        );
+    }
+
+    #[test]
+    fn a_dependency_cycle_terminates() {
+        let set = [module("a.ko", "b"), module("b.ko", "a")];
+        assert_eq!(
+            modules_dep(&set),
+            "extra/a.ko: extra/b.ko\nextra/b.ko: extra/a.ko\n"
+        );
+    }
+}

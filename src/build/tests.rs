@@ -1,0 +1,409 @@
+//! Planning tests against a fake engine: which engine calls a build makes,
+//! in which order, and that every path cleans up. The real engine is tested
+//! in `tests/build.rs`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::ExitStatus;
+
+use super::*;
+use crate::engine::{Builder, Finished};
+
+struct Fake {
+    builder: Builder,
+    images: RefCell<BTreeMap<String, String>>,
+    kernel_files: Vec<&'static str>,
+    probe: &'static str,
+    trees: &'static str,
+    /// Log lines and success of the module build.
+    make: (Vec<&'static str>, bool),
+    calls: RefCell<Vec<String>>,
+}
+
+impl Fake {
+    fn new(builder: Builder) -> Self {
+        let images = [
+            ("dmb-kit/kernel:6.1", "sha256:k"),
+            ("dmb-kit/builder:bookworm", "sha256:b"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        Fake {
+            builder,
+            images: RefCell::new(images),
+            kernel_files: vec!["/kernel-dev.tar", "/kernel.tar"],
+            probe: "tool make\ntool gcc\ntool tar\npm apt-get\n",
+            trees: "tree 6.1.0-56-amd64\nhas 6.1.0-56-amd64 .config\nhas 6.1.0-56-amd64 Makefile\nhas 6.1.0-56-amd64 Module.symvers\n",
+            make: (vec!["@@dmb:ko:hello.ko"], true),
+            calls: RefCell::default(),
+        }
+    }
+
+    fn call(&self, c: String) {
+        self.calls.borrow_mut().push(c);
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.borrow().clone()
+    }
+}
+
+fn status(ok: bool) -> ExitStatus {
+    ExitStatus::from_raw(if ok { 0 } else { 1 << 8 })
+}
+
+fn finished(ok: bool, stdout: &str, tail: &[&str]) -> Finished {
+    Finished {
+        status: status(ok),
+        stdout: stdout.to_string(),
+        tail: tail.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A minimal ELF relocatable with a `.modinfo` section, as a module is.
+fn tiny_module() -> Vec<u8> {
+    use object::write::Object;
+    let mut obj = Object::new(
+        object::BinaryFormat::Elf,
+        object::Architecture::X86_64,
+        object::Endianness::Little,
+    );
+    let id = obj.add_section(
+        Vec::new(),
+        b".modinfo".to_vec(),
+        object::SectionKind::ReadOnlyData,
+    );
+    obj.append_section_data(
+        id,
+        b"vermagic=6.1.0-56-amd64 SMP mod_unload \0name=hello\0depends=\0",
+        1,
+    );
+    obj.write().unwrap()
+}
+
+impl Engine for Fake {
+    fn builder(&self) -> Builder {
+        self.builder
+    }
+
+    fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        self.call(format!("image_id {reference}"));
+        Ok(self.images.borrow().get(reference).cloned())
+    }
+
+    fn image_tags_and_label(
+        &self,
+        r: &str,
+        _: &str,
+    ) -> Result<(usize, Option<String>), EngineError> {
+        self.call(format!("inspect {r}"));
+        Ok((0, Some("x".into())))
+    }
+
+    fn build(
+        &self,
+        request: &BuildRequest,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<Finished, EngineError> {
+        let text = std::fs::read_to_string(&request.dockerfile).unwrap();
+        let what = if text.contains("dmb build environment") {
+            "buildenv"
+        } else if text.contains("dmb module build") {
+            "make"
+        } else {
+            "package"
+        };
+        let target = match &request.output {
+            BuildOutput::Image(tag) => tag.clone(),
+            BuildOutput::Directory(_) => "<dir>".to_string(),
+        };
+        self.call(format!(
+            "build {what} -> {target} network={}",
+            request.network
+        ));
+        let ok = if what == "make" {
+            for l in &self.make.0 {
+                on_line(l);
+            }
+            if self.make.1 {
+                if let BuildOutput::Directory(dir) = &request.output {
+                    std::fs::create_dir_all(dir.join("ko")).unwrap();
+                    std::fs::write(dir.join("ko/hello.ko"), tiny_module()).unwrap();
+                }
+            }
+            self.make.1
+        } else {
+            true
+        };
+        if ok {
+            if let BuildOutput::Image(tag) = &request.output {
+                self.images
+                    .borrow_mut()
+                    .insert(tag.clone(), format!("sha256:{what}"));
+            }
+        }
+        let tail: Vec<&str> = self.make.0.clone();
+        Ok(finished(ok, "", &tail))
+    }
+
+    fn run(&self, request: &RunRequest) -> Result<Finished, EngineError> {
+        self.call(format!("run {}", request.image));
+        let out = if request.script == toolchain::PROBE_SCRIPT {
+            self.probe
+        } else {
+            self.trees
+        };
+        Ok(finished(true, out, &[]))
+    }
+
+    fn create(&self, image: &str, _: &str, _: &str) -> Result<(), EngineError> {
+        self.call(format!("create {image}"));
+        Ok(())
+    }
+
+    fn file_size(&self, _: &str, path: &str) -> Result<Option<u64>, EngineError> {
+        self.call(format!("stat {path}"));
+        Ok(self.kernel_files.contains(&path).then_some(1))
+    }
+
+    fn copy_files_out(&self, _: &str, dir: &str, dest: &Path) -> Result<Vec<String>, EngineError> {
+        self.call(format!("cp {dir}"));
+        if dir.ends_with("/ko") {
+            std::fs::write(dest.join("hello.ko"), tiny_module()).unwrap();
+            return Ok(vec!["hello.ko".into()]);
+        }
+        Ok(vec![])
+    }
+
+    fn remove_session_containers(&self, _: &str) -> Result<(), EngineError> {
+        self.call("rm session containers".into());
+        Ok(())
+    }
+
+    fn prune_dangling(&self, label: &str, _: &str) -> Result<(), EngineError> {
+        self.call(format!("prune {label}"));
+        Ok(())
+    }
+
+    fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
+        self.call(format!("rmi {reference}"));
+        self.images.borrow_mut().remove(reference);
+        Ok(())
+    }
+}
+
+struct Silent;
+impl Progress for Silent {
+    fn step(&mut self, _: &str) {}
+    fn log(&mut self, _: &str) {}
+}
+
+fn options(module_dir: &Path) -> BuildOptions {
+    BuildOptions {
+        module_dir: module_dir.to_path_buf(),
+        build_ref: Some("dmb-kit/builder:bookworm".into()),
+        kernel_ref: Some("dmb-kit/kernel:6.1".into()),
+        module_ref: "kernel-module".into(),
+        kver: None,
+        output: None,
+        network: false,
+    }
+}
+
+fn module_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Makefile"), "obj-m += hello.o\n").unwrap();
+    dir
+}
+
+fn key() -> String {
+    buildenv_key("sha256:b", "sha256:k")
+}
+
+#[test]
+fn a_first_buildkit_build_prepares_the_environment_then_exports_files() {
+    let dir = module_dir();
+    let fake = Fake::new(Builder::BuildKitEnv);
+    let outcome = run(&fake, &options(dir.path()), &mut Silent).unwrap();
+    assert_eq!(outcome.release, "6.1.0-56-amd64");
+    assert_eq!(outcome.modules[0].name, "hello");
+    let env = format!("dmb-buildenv:{}", key());
+    assert_eq!(
+        fake.calls(),
+        [
+            "image_id dmb-kit/kernel:6.1".to_string(),
+            "image_id dmb-kit/builder:bookworm".into(),
+            format!("image_id {env}"),
+            "create dmb-kit/kernel:6.1".into(),
+            "stat /kernel-dev.tar".into(),
+            "stat /kernel.tar".into(),
+            "rm session containers".into(),
+            "run dmb-kit/builder:bookworm".into(),
+            format!("build buildenv -> {env} network=false"),
+            format!("run {env}"),
+            "build make -> <dir> network=false".into(),
+            "image_id kernel-module".into(),
+            "build package -> kernel-module network=false".into(),
+            "image_id kernel-module".into(),
+            "rm session containers".into(),
+            "prune dmb.session".into(),
+            "prune dmb.buildenv".into(),
+        ]
+    );
+}
+
+#[test]
+fn a_cached_environment_is_reused_and_legacy_builds_copy_files_out() {
+    let dir = module_dir();
+    let fake = Fake::new(Builder::Legacy);
+    fake.images
+        .borrow_mut()
+        .insert(format!("dmb-buildenv:{}", key()), "sha256:e".into());
+    fake.images
+        .borrow_mut()
+        .insert("kernel-module".into(), "sha256:old".into());
+    run(&fake, &options(dir.path()), &mut Silent).unwrap();
+    let calls = fake.calls();
+    assert!(
+        !calls.iter().any(|c| c.contains("buildenv ->")),
+        "{calls:?}"
+    );
+    assert!(!calls.iter().any(|c| c.starts_with("stat")), "{calls:?}");
+    let tmp = calls
+        .iter()
+        .find_map(|c| c.strip_prefix("build make -> "))
+        .unwrap()
+        .trim_end_matches(" network=false")
+        .to_string();
+    assert!(tmp.starts_with("dmb-build:"));
+    let after_make: Vec<&String> = calls
+        .iter()
+        .skip_while(|c| !c.starts_with("build make"))
+        .skip(1)
+        .take(5)
+        .collect();
+    assert_eq!(
+        after_make,
+        [
+            &format!("create {tmp}"),
+            &"cp /dmb-out/ko".to_string(),
+            &"cp /dmb-out/depmod".to_string(),
+            &"rm session containers".to_string(),
+            &format!("rmi {tmp}"),
+        ]
+    );
+    // The replaced MODULE_REF image was dmb's and is untagged now: removed.
+    assert!(calls.contains(&"rmi sha256:old".to_string()), "{calls:?}");
+}
+
+#[test]
+fn a_toolchain_is_installed_with_network_when_missing() {
+    let dir = module_dir();
+    let mut fake = Fake::new(Builder::Legacy);
+    fake.probe = "tool tar\npm apk\n";
+    run(&fake, &options(dir.path()), &mut Silent).unwrap();
+    assert!(fake
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("build buildenv") && c.ends_with("network=true")));
+}
+
+#[test]
+fn a_missing_layout_file_is_named_and_nothing_is_built() {
+    let dir = module_dir();
+    let mut fake = Fake::new(Builder::Legacy);
+    fake.kernel_files = vec!["/kernel-dev.tar"];
+    let err = run(&fake, &options(dir.path()), &mut Silent).unwrap_err();
+    assert!(
+        matches!(&err, BuildError::Kernel(KernelImageError::MissingFile { file, .. }) if file == "/kernel.tar"),
+        "{err:?}"
+    );
+    let calls = fake.calls();
+    assert!(!calls.iter().any(|c| c.starts_with("build")), "{calls:?}");
+    assert_eq!(calls.last().unwrap(), "prune dmb.session");
+}
+
+#[test]
+fn make_failures_and_empty_builds_are_told_apart() {
+    let dir = module_dir();
+    let mut fake = Fake::new(Builder::BuildKitEnv);
+    fake.make = (
+        vec!["#9 1.0 a.c:1:1: error: boom", "#9 1.1 @@dmb:make-failed:2"],
+        false,
+    );
+    match run(&fake, &options(dir.path()), &mut Silent).unwrap_err() {
+        BuildError::MakeFailed { code, errors } => {
+            assert_eq!(code, 2);
+            assert_eq!(errors, ["a.c:1:1: error: boom"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    fake.make = (vec!["@@dmb:no-ko"], false);
+    assert!(matches!(
+        run(&fake, &options(dir.path()), &mut Silent).unwrap_err(),
+        BuildError::NoModules
+    ));
+}
+
+#[test]
+fn the_failed_legacy_build_is_removed() {
+    let dir = module_dir();
+    let mut fake = Fake::new(Builder::Legacy);
+    fake.make = (vec!["@@dmb:make-failed:2"], false);
+    run(&fake, &options(dir.path()), &mut Silent).unwrap_err();
+    let calls = fake.calls();
+    let tail: Vec<&str> = calls.iter().rev().take(2).map(String::as_str).collect();
+    assert_eq!(tail, ["prune dmb.buildenv", "prune dmb.session"]);
+}
+
+#[test]
+fn unsafe_references_never_reach_a_dockerfile() {
+    let dir = module_dir();
+    let fake = Fake::new(Builder::Legacy);
+    let mut opts = options(dir.path());
+    opts.kernel_ref = Some("x\nRUN rm -rf /".into());
+    assert!(matches!(
+        run(&fake, &opts, &mut Silent).unwrap_err(),
+        BuildError::InvalidReference { .. }
+    ));
+}
+
+#[test]
+fn refs_must_be_given() {
+    let dir = module_dir();
+    let fake = Fake::new(Builder::Legacy);
+    let mut opts = options(dir.path());
+    opts.kernel_ref = None;
+    assert!(matches!(
+        run(&fake, &opts, &mut Silent).unwrap_err(),
+        BuildError::Kernel(KernelImageError::NotGiven)
+    ));
+    opts.kernel_ref = Some("dmb-kit/kernel:6.1".into());
+    opts.build_ref = None;
+    assert!(matches!(
+        run(&fake, &opts, &mut Silent).unwrap_err(),
+        BuildError::BuildRefNotGiven
+    ));
+}
+
+#[test]
+fn module_directory_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        check_module_dir(&dir.path().join("nope")),
+        Err(BuildError::ModuleDirMissing { .. })
+    ));
+    assert!(matches!(
+        check_module_dir(dir.path()),
+        Err(BuildError::NoMakefile { .. })
+    ));
+}
+
+#[test]
+fn buildenv_keys_depend_on_both_images() {
+    assert_ne!(buildenv_key("a", "b"), buildenv_key("b", "a"));
+    assert_eq!(buildenv_key("a", "b").len(), 16);
+}

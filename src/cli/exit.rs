@@ -1,0 +1,115 @@
+//! Exit codes and hints. The codes are a contract, listed in the README.
+
+use crate::build::BuildError;
+use crate::engine::EngineError;
+use crate::kernel::KernelImageError;
+
+pub const UNEXPECTED: i32 = 1;
+pub const MODULE_DIR_MISSING: i32 = 10;
+pub const NO_MAKEFILE: i32 = 11;
+pub const KERNEL_REF_NOT_GIVEN: i32 = 20;
+pub const KERNEL_REF_NOT_FOUND: i32 = 21;
+pub const KERNEL_LAYOUT: i32 = 22;
+pub const KVER_NOT_IN_IMAGE: i32 = 23;
+pub const KVER_AMBIGUOUS: i32 = 24;
+pub const BUILD_REF_NOT_GIVEN: i32 = 25;
+pub const BUILD_REF_NOT_FOUND: i32 = 26;
+pub const TOOLCHAIN: i32 = 27;
+pub const BAD_REFERENCE: i32 = 28;
+pub const ENGINE_UNREACHABLE: i32 = 30;
+pub const NO_BUILDKIT: i32 = 31;
+pub const MAKE_FAILED: i32 = 40;
+pub const NO_MODULES: i32 = 41;
+pub const BAD_MODULES: i32 = 42;
+pub const INTERRUPTED: i32 = 130;
+
+pub fn exit_code(e: &BuildError) -> i32 {
+    use BuildError::*;
+    match e {
+        ModuleDirMissing { .. } => MODULE_DIR_MISSING,
+        NoMakefile { .. } => NO_MAKEFILE,
+        BuildRefNotGiven => BUILD_REF_NOT_GIVEN,
+        BuildRefNotFound { .. } => BUILD_REF_NOT_FOUND,
+        InvalidReference { .. } => BAD_REFERENCE,
+        Kernel(k) => match k {
+            KernelImageError::NotGiven => KERNEL_REF_NOT_GIVEN,
+            KernelImageError::NotFound { .. } => KERNEL_REF_NOT_FOUND,
+            KernelImageError::MissingFile { .. }
+            | KernelImageError::NoHeaderTree { .. }
+            | KernelImageError::IncompleteTree { .. }
+            | KernelImageError::BadRelease { .. } => KERNEL_LAYOUT,
+            KernelImageError::ReleaseNotInImage { .. } => KVER_NOT_IN_IMAGE,
+            KernelImageError::AmbiguousRelease { .. } => KVER_AMBIGUOUS,
+        },
+        Toolchain { .. } | BuildEnvFailed { .. } => TOOLCHAIN,
+        MakeFailed { .. } => MAKE_FAILED,
+        NoModules => NO_MODULES,
+        DuplicateModule { .. } | BadModule { .. } => BAD_MODULES,
+        BuildFailed { .. } | Io { .. } => UNEXPECTED,
+        Engine(e) => match e {
+            EngineError::CliNotFound { .. } | EngineError::Unreachable { .. } => ENGINE_UNREACHABLE,
+            EngineError::NoBuildKit => NO_BUILDKIT,
+            EngineError::Interrupted => INTERRUPTED,
+            EngineError::Command { .. } | EngineError::Stream { .. } => UNEXPECTED,
+        },
+    }
+}
+
+/// One line that tells the user what to do next.
+pub fn hint(e: &BuildError) -> Option<String> {
+    use BuildError::*;
+    Some(match e {
+        ModuleDirMissing { .. } => {
+            "give the directory that holds the module's Makefile and sources (default: ./module)".into()
+        }
+        NoMakefile { .. } => {
+            "the directory needs a Makefile whose default target builds the module, e.g. `obj-m += hello.o` with `all:` calling `$(MAKE) -C $(KDIR) M=$(PWD) modules`".into()
+        }
+        BuildRefNotGiven => {
+            "give the toolchain image with --build-ref IMAGE or BUILD_REF=IMAGE; its compiler must be the one that built the kernel".into()
+        }
+        BuildRefNotFound { reference } => format!(
+            "`docker pull {reference}` (or build it) first; dmb uses images already in the engine"
+        ),
+        InvalidReference { .. } => "image references are NAME[:TAG] or NAME@DIGEST".into(),
+        Kernel(k) => match k {
+            KernelImageError::NotGiven => {
+                "give the kernel image with --kernel-ref IMAGE or KERNEL_REF=IMAGE (for Docker Desktop: the `kernel.image` of /etc/linuxkit.yml in its VM)".into()
+            }
+            KernelImageError::NotFound { reference } => format!(
+                "`docker pull {reference}` (or build it) first; dmb uses images already in the engine"
+            ),
+            KernelImageError::MissingFile { .. }
+            | KernelImageError::NoHeaderTree { .. }
+            | KernelImageError::IncompleteTree { .. } => {
+                "a kernel image needs /kernel-dev.tar (usr/src/linux-headers-<kver>/ with .config, Makefile, Module.symvers) and /kernel.tar, as linuxkit/kernel images have".into()
+            }
+            KernelImageError::ReleaseNotInImage { .. } | KernelImageError::AmbiguousRelease { .. } => {
+                "choose one of the image's releases with --kver".into()
+            }
+            KernelImageError::BadRelease { .. } => return None,
+        },
+        Toolchain { .. } => {
+            "use a builder image with make and gcc, or one with apk, apt-get or dnf so dmb can install them".into()
+        }
+        BuildEnvFailed { .. } => {
+            "installing the toolchain needs the network; check that the engine can reach the builder's package mirror".into()
+        }
+        MakeFailed { .. } => "fix the errors above; `dmb build -v` shows every engine command".into(),
+        NoModules => {
+            "the Makefile's default target must build the module, e.g. `$(MAKE) -C $(KDIR) M=$(PWD) modules`".into()
+        }
+        DuplicateModule { .. } => "rename one of the modules (obj-m names)".into(),
+        Engine(EngineError::CliNotFound { .. }) => {
+            "install the docker CLI, or point DMB_DOCKER at it".into()
+        }
+        Engine(EngineError::Unreachable { .. }) => {
+            "start Docker Desktop (or `dockerd`), or set DOCKER_HOST (or a docker context) to an engine that runs".into()
+        }
+        Engine(EngineError::NoBuildKit) => {
+            "install the buildx plugin, or use --builder legacy".into()
+        }
+        Engine(EngineError::Interrupted) => return None,
+        _ => return None,
+    })
+}

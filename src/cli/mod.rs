@@ -1,0 +1,187 @@
+//! The command line: arguments, human output, exit codes.
+
+mod exit;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::build::{self, BuildOptions, Progress};
+use crate::engine::{BuilderChoice, DockerCli};
+
+pub use exit::{exit_code, hint};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dmb",
+    version,
+    about = "Build Linux kernel modules for the kernel inside a container VM (Docker Desktop's LinuxKit VM, …)"
+)]
+pub struct Cli {
+    /// Print every engine command before it runs.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// The docker CLI to drive.
+    #[arg(long, global = true, env = "DMB_DOCKER", default_value = "docker")]
+    pub docker: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the modules of MODULE_DIR for a kernel image, package them as an image.
+    Build(BuildArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Directory with the module's Makefile and sources.
+    #[arg(default_value = "module")]
+    pub module_dir: PathBuf,
+
+    /// Toolchain image; its compiler must be the one that built the kernel.
+    #[arg(long, env = "BUILD_REF")]
+    pub build_ref: Option<String>,
+
+    /// Image with the kernel's headers, in the LinuxKit kernel layout.
+    #[arg(long, env = "KERNEL_REF")]
+    pub kernel_ref: Option<String>,
+
+    /// Image to create with the built modules.
+    #[arg(long, env = "MODULE_REF", default_value = "kernel-module")]
+    pub module_ref: String,
+
+    /// Kernel release to build for, when the kernel image holds more than one.
+    #[arg(long)]
+    pub kver: Option<String>,
+
+    /// Also write the .ko files to this directory.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+
+    /// Image builder.
+    #[arg(long, env = "DMB_BUILDER", value_enum, default_value_t = BuilderChoice::Auto)]
+    pub builder: BuilderChoice,
+
+    /// Let make reach the network (build steps have none by default).
+    #[arg(long)]
+    pub network: bool,
+
+    /// Do not stream the build log (errors are still shown).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Human output on stderr; the build log only when not quiet.
+struct Terminal {
+    quiet: bool,
+}
+
+impl Progress for Terminal {
+    fn step(&mut self, message: &str) {
+        if !self.quiet {
+            eprintln!("dmb: {message}");
+        }
+    }
+
+    fn log(&mut self, line: &str) {
+        if !self.quiet {
+            eprintln!("  {line}");
+        }
+    }
+}
+
+/// Parses the arguments, runs the command, returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    if let Err(e) = crate::interrupt::install_handler() {
+        eprintln!("dmb: warning: cannot catch Ctrl-C: {e}");
+    }
+    match cli.command {
+        Command::Build(ref args) => match run_build(&cli, args) {
+            Ok(()) => 0,
+            Err(e) => report(&e),
+        },
+    }
+}
+
+fn run_build(cli: &Cli, args: &BuildArgs) -> Result<(), build::BuildError> {
+    build::check_module_dir(&args.module_dir)?;
+    let engine = DockerCli::connect(&cli.docker, args.builder, cli.verbose)?;
+    let opts = BuildOptions {
+        module_dir: args.module_dir.clone(),
+        build_ref: args.build_ref.clone(),
+        kernel_ref: args.kernel_ref.clone(),
+        module_ref: args.module_ref.clone(),
+        kver: args.kver.clone(),
+        output: args.output.clone(),
+        network: args.network,
+    };
+    let mut terminal = Terminal { quiet: args.quiet };
+    let outcome = build::run(&engine, &opts, &mut terminal)?;
+    let mut out = std::io::stdout().lock();
+    for m in &outcome.modules {
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}",
+            m.file_name,
+            outcome.release,
+            m.info.vermagic().unwrap_or("")
+        );
+    }
+    for f in &outcome.output_files {
+        eprintln!("dmb: wrote {}", f.display());
+    }
+    eprintln!(
+        "dmb: built {} for {} into image {}",
+        outcome
+            .modules
+            .iter()
+            .map(|m| m.file_name.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        outcome.release,
+        outcome.module_ref
+    );
+    Ok(())
+}
+
+/// Prints an error with its details and hint; returns its exit code.
+fn report(e: &build::BuildError) -> i32 {
+    use build::BuildError::*;
+    eprintln!("dmb: error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        eprintln!("  caused by: {s}");
+        source = s.source();
+    }
+    match e {
+        MakeFailed { errors, .. } if !errors.is_empty() => {
+            eprintln!("dmb: the compiler said:");
+            for l in errors.iter().take(40) {
+                eprintln!("  {l}");
+            }
+        }
+        BuildEnvFailed { log, .. } | BuildFailed { log } => {
+            eprintln!("dmb: the last lines of the build log:");
+            for l in log {
+                eprintln!("  {l}");
+            }
+        }
+        _ => {}
+    }
+    if let Some(h) = hint(e) {
+        eprintln!("hint: {h}");
+    }
+    exit_code(e)
+}

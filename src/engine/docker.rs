@@ -1,0 +1,471 @@
+//! [`Engine`] over the `docker` CLI.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::process::{self, Invocation, RunError, Streaming};
+use super::{
+    BuildOutput, BuildRequest, Builder, BuilderChoice, Engine, EngineError, Finished, RunRequest,
+    SESSION_LABEL,
+};
+
+/// The first docker CLI release that dropped the built-in BuildKit client in
+/// favour of the buildx plugin.
+const FIRST_BUILDX_ONLY_MAJOR: u32 = 23;
+
+pub struct DockerCli {
+    program: PathBuf,
+    builder: Builder,
+    verbose: bool,
+    /// Versions as `docker version` reported them, for `-v` and messages.
+    pub client_version: String,
+    pub server_version: String,
+}
+
+impl DockerCli {
+    /// Finds the engine through `program` (the CLI honours `DOCKER_HOST` and
+    /// contexts) and settles which builder to use.
+    pub fn connect(
+        program: impl Into<PathBuf>,
+        choice: BuilderChoice,
+        verbose: bool,
+    ) -> Result<Self, EngineError> {
+        let mut cli = DockerCli {
+            program: program.into(),
+            builder: Builder::Legacy,
+            verbose,
+            client_version: String::new(),
+            server_version: String::new(),
+        };
+        let version = cli.invocation().args([
+            "version",
+            "--format",
+            "{{.Client.Version}}|{{.Server.Version}}",
+        ]);
+        cli.trace(&version);
+        let done = match process::run(&version, true, &mut |_| {}) {
+            Err(RunError::Spawn { .. }) => {
+                return Err(EngineError::CliNotFound {
+                    program: cli.program_name(),
+                })
+            }
+            other => other.map_err(|e| run_error(&version, e))?,
+        };
+        let (client, server) = done.stdout.trim().split_once('|').unwrap_or(("", ""));
+        cli.client_version = client.to_string();
+        cli.server_version = server.to_string();
+        if !done.success() || server.is_empty() {
+            return Err(EngineError::Unreachable {
+                program: cli.program_name(),
+                detail: last_meaningful_line(&done.tail),
+            });
+        }
+        cli.builder = cli.choose_builder(choice)?;
+        if verbose {
+            eprintln!(
+                "dmb: docker client {} (engine {}), {}",
+                cli.client_version,
+                cli.server_version,
+                cli.builder.describe()
+            );
+        }
+        Ok(cli)
+    }
+
+    fn choose_builder(&self, choice: BuilderChoice) -> Result<Builder, EngineError> {
+        if choice == BuilderChoice::Legacy {
+            return Ok(Builder::Legacy);
+        }
+        let buildx = self
+            .run_quietly(&self.invocation().args(["buildx", "version"]))
+            .map(|d| d.success())
+            .unwrap_or(false);
+        let builtin = major(&self.client_version).is_some_and(|m| m < FIRST_BUILDX_ONLY_MAJOR);
+        match (buildx, builtin, choice) {
+            (true, _, _) => Ok(Builder::Buildx),
+            (false, true, _) => Ok(Builder::BuildKitEnv),
+            (false, false, BuilderChoice::Buildkit) => Err(EngineError::NoBuildKit),
+            (false, false, _) => Ok(Builder::Legacy),
+        }
+    }
+
+    fn program_name(&self) -> String {
+        self.program.to_string_lossy().into_owned()
+    }
+
+    fn invocation(&self) -> Invocation {
+        Invocation::new(&self.program)
+    }
+
+    fn trace(&self, inv: &Invocation) {
+        if self.verbose {
+            eprintln!("+ {}", inv.display());
+        }
+    }
+
+    /// Runs a short command, capturing its output; a start failure or Ctrl-C
+    /// is an error, a non-zero exit is not.
+    fn run_quietly(&self, inv: &Invocation) -> Result<Finished, EngineError> {
+        self.trace(inv);
+        process::run(inv, true, &mut |_| {}).map_err(|e| run_error(inv, e))
+    }
+
+    /// Like [`Self::run_quietly`], but a non-zero exit is an error too.
+    fn run_checked(&self, inv: &Invocation) -> Result<Finished, EngineError> {
+        let done = self.run_quietly(inv)?;
+        if done.success() {
+            Ok(done)
+        } else {
+            Err(EngineError::Command {
+                command: inv.display(),
+                detail: last_meaningful_line(&done.tail),
+            })
+        }
+    }
+
+    /// Cleanup must finish even after Ctrl-C, so it is not interruptible.
+    fn run_cleanup(&self, inv: &Invocation) -> Result<Finished, EngineError> {
+        self.trace(inv);
+        let done = process::run(inv, false, &mut |_| {}).map_err(|e| run_error(inv, e))?;
+        if done.success() {
+            Ok(done)
+        } else {
+            Err(EngineError::Command {
+                command: inv.display(),
+                detail: last_meaningful_line(&done.tail),
+            })
+        }
+    }
+
+    fn build_invocation(&self, req: &BuildRequest) -> Invocation {
+        let mut inv = self.invocation();
+        inv = match self.builder {
+            Builder::Legacy => inv
+                .env("DOCKER_BUILDKIT", "0")
+                .args(["build", "--force-rm"]),
+            Builder::BuildKitEnv => inv
+                .env("DOCKER_BUILDKIT", "1")
+                .args(["build", "--progress=plain"]),
+            Builder::Buildx => inv.args(["buildx", "build", "--progress=plain"]),
+        };
+        inv = inv.arg("--file").arg(req.dockerfile.as_os_str());
+        if !req.network {
+            inv = inv.args(["--network", "none"]);
+        }
+        inv = match &req.output {
+            BuildOutput::Image(tag) => {
+                if self.builder == Builder::Buildx {
+                    inv = inv.arg("--load");
+                }
+                inv.args(["--tag", tag])
+            }
+            BuildOutput::Directory(dir) => {
+                let mut spec = std::ffi::OsString::from("type=local,dest=");
+                spec.push(dir.as_os_str());
+                inv.arg("--output").arg(spec)
+            }
+        };
+        inv.arg(req.context.as_os_str())
+    }
+}
+
+fn run_error(inv: &Invocation, e: RunError) -> EngineError {
+    match e {
+        RunError::Interrupted => EngineError::Interrupted,
+        other => EngineError::Command {
+            command: inv.display(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn major(version: &str) -> Option<u32> {
+    version.split('.').next()?.parse().ok()
+}
+
+/// The line of an error output that says what went wrong (docker ends with
+/// usage hints such as "See 'docker --help'").
+fn last_meaningful_line(lines: &[String]) -> String {
+    lines
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty() && !l.starts_with("See '") && !l.starts_with("Run '"))
+        .unwrap_or("no output")
+        .to_string()
+}
+
+fn mentions_absence(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("no such image")
+        || t.contains("no such object")
+        || t.contains("could not find the file")
+        || t.contains("no such file or directory")
+        || t.contains("no such container:path")
+}
+
+impl Engine for DockerCli {
+    fn builder(&self) -> Builder {
+        self.builder
+    }
+
+    fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        let inv = self
+            .invocation()
+            .args(["image", "inspect", "--format", "{{.Id}}", "--", reference]);
+        let done = self.run_quietly(&inv)?;
+        if done.success() {
+            return Ok(Some(done.stdout.trim().to_string()));
+        }
+        let tail = done.tail_text();
+        if mentions_absence(&tail) {
+            Ok(None)
+        } else {
+            Err(EngineError::Command {
+                command: inv.display(),
+                detail: last_meaningful_line(&done.tail),
+            })
+        }
+    }
+
+    fn image_tags_and_label(
+        &self,
+        reference: &str,
+        label: &str,
+    ) -> Result<(usize, Option<String>), EngineError> {
+        let format = format!("{{{{len .RepoTags}}}}|{{{{index .Config.Labels {label:?}}}}}");
+        let inv = self
+            .invocation()
+            .args(["image", "inspect", "--format", &format, "--", reference]);
+        let done = self.run_checked(&inv)?;
+        let (tags, value) = done.stdout.trim().split_once('|').unwrap_or(("0", ""));
+        let value = Some(value.to_string()).filter(|v| !v.is_empty() && v != "<no value>");
+        Ok((tags.parse().unwrap_or(0), value))
+    }
+
+    fn build(
+        &self,
+        request: &BuildRequest,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<Finished, EngineError> {
+        let inv = self.build_invocation(request);
+        self.trace(&inv);
+        process::run(&inv, true, on_line).map_err(|e| run_error(&inv, e))
+    }
+
+    fn run(&self, request: &RunRequest) -> Result<Finished, EngineError> {
+        let label = format!("{SESSION_LABEL}={}", request.session);
+        let inv = self.invocation().args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--name",
+            &request.name,
+            "--label",
+            &label,
+            "--entrypoint",
+            "/bin/sh",
+            "--",
+            &request.image,
+            "-c",
+            request.script,
+        ]);
+        self.run_checked(&inv)
+    }
+
+    fn create(&self, image: &str, name: &str, session: &str) -> Result<(), EngineError> {
+        let label = format!("{SESSION_LABEL}={session}");
+        // The command is never run; images FROM scratch have none, and
+        // `create` needs one.
+        let inv = self.invocation().args([
+            "create",
+            "--network",
+            "none",
+            "--name",
+            name,
+            "--label",
+            &label,
+            "--entrypoint",
+            "/dmb-never-run",
+            "--",
+            image,
+        ]);
+        self.run_checked(&inv).map(|_| ())
+    }
+
+    fn file_size(&self, container: &str, path: &str) -> Result<Option<u64>, EngineError> {
+        let source = format!("{container}:{path}");
+        let inv = self.invocation().args(["cp", "--", &source, "-"]);
+        self.trace(&inv);
+        let (stream, stdout) = Streaming::spawn(&inv).map_err(|e| run_error(&inv, e))?;
+        // The first tar header says what the path is; the rest of a large
+        // file is not worth reading.
+        let mut archive = tar::Archive::new(stdout);
+        let first = archive
+            .entries()
+            .ok()
+            .and_then(|mut entries| entries.next())
+            .and_then(|entry| entry.ok())
+            .map(|entry| {
+                (
+                    entry.header().entry_type(),
+                    entry.header().size().unwrap_or(0),
+                )
+            });
+        drop(archive);
+        let (status, stderr) = stream
+            .finish(first.is_some())
+            .map_err(|e| run_error(&inv, e))?;
+        match first {
+            Some((kind, size)) if kind.is_file() => Ok(Some(size)),
+            Some(_) => Ok(None),
+            None if !status.success() && mentions_absence(&stderr) => Ok(None),
+            None => Err(EngineError::Command {
+                command: inv.display(),
+                detail: stderr.trim().to_string(),
+            }),
+        }
+    }
+
+    fn copy_files_out(
+        &self,
+        container: &str,
+        dir: &str,
+        dest: &Path,
+    ) -> Result<Vec<String>, EngineError> {
+        let source = format!("{container}:{}/.", dir.trim_end_matches('/'));
+        let inv = self.invocation().args(["cp", "--", &source, "-"]);
+        self.trace(&inv);
+        let (stream, stdout) = Streaming::spawn(&inv).map_err(|e| run_error(&inv, e))?;
+        let extracted = extract_regular_files(stdout, dest);
+        let (status, stderr) = stream.finish(false).map_err(|e| run_error(&inv, e))?;
+        if !status.success() {
+            return Err(EngineError::Command {
+                command: inv.display(),
+                detail: stderr.trim().to_string(),
+            });
+        }
+        extracted.map_err(|detail| EngineError::Stream {
+            command: inv.display(),
+            detail,
+        })
+    }
+
+    fn remove_session_containers(&self, session: &str) -> Result<(), EngineError> {
+        let filter = format!("label={SESSION_LABEL}={session}");
+        let list = self
+            .invocation()
+            .args(["ps", "--all", "--quiet", "--filter", &filter]);
+        self.trace(&list);
+        let done = process::run(&list, false, &mut |_| {}).map_err(|e| run_error(&list, e))?;
+        let ids: Vec<&str> = done.stdout.split_whitespace().collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let rm = self
+            .invocation()
+            .args(["rm", "--force", "--volumes"])
+            .args(ids);
+        self.run_cleanup(&rm).map(|_| ())
+    }
+
+    fn prune_dangling(&self, label: &str, value: &str) -> Result<(), EngineError> {
+        let filter = format!("label={label}={value}");
+        let inv = self
+            .invocation()
+            .args(["image", "prune", "--force", "--filter", &filter]);
+        self.run_cleanup(&inv).map(|_| ())
+    }
+
+    fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
+        let inv = self.invocation().args(["image", "rm", "--", reference]);
+        self.run_cleanup(&inv).map(|_| ())
+    }
+}
+
+/// Writes the regular files at the top of a `docker cp … -` stream (which
+/// wraps them in one directory entry) into `dest`.
+fn extract_regular_files(stream: impl Read, dest: &Path) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    let mut archive = tar::Archive::new(stream);
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        // Only the directory's own files: nothing may land outside `dest`.
+        if path.components().count() > 2 {
+            continue;
+        }
+        let mut file = std::fs::File::create(dest.join(&name)).map_err(|e| e.to_string())?;
+        std::io::copy(&mut entry, &mut file).map_err(|e| e.to_string())?;
+        names.push(name);
+    }
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(major("20.10.24+dfsg1"), Some(20));
+        assert_eq!(major("28.2.2"), Some(28));
+        assert_eq!(major(""), None);
+    }
+
+    #[test]
+    fn the_meaningful_line_skips_docker_hints() {
+        let lines = [
+            "docker: unknown command: docker buildx".to_string(),
+            String::new(),
+            "Run 'docker --help' for more information".to_string(),
+        ];
+        assert_eq!(
+            last_meaningful_line(&lines),
+            "docker: unknown command: docker buildx"
+        );
+    }
+
+    #[test]
+    fn absence_is_recognised_in_both_clients_wordings() {
+        assert!(mentions_absence("Error: No such image: x"));
+        assert!(mentions_absence(
+            "Error response from daemon: no such image: x: No such image: x:latest"
+        ));
+        assert!(mentions_absence(
+            "Error response from daemon: Could not find the file /kernel.tar in container c"
+        ));
+        assert!(!mentions_absence("permission denied"));
+    }
+
+    #[test]
+    fn extraction_keeps_only_top_level_regular_files() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            builder.append_data(&mut h, path, data).unwrap();
+        };
+        add("dmb-out/a.ko", b"A");
+        add("dmb-out/sub/b.ko", b"B");
+        let bytes = builder.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let names = extract_regular_files(&bytes[..], dir.path()).unwrap();
+        assert_eq!(names, ["a.ko"]);
+        assert_eq!(std::fs::read(dir.path().join("a.ko")).unwrap(), b"A");
+    }
+}

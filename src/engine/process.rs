@@ -1,0 +1,370 @@
+//! Running the engine's CLI: argument vectors only, live line streaming,
+//! a bounded tail for error reports, and Ctrl-C forwarding.
+
+use std::ffi::OsString;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::interrupt;
+
+/// How long a child gets to stop after SIGINT before it is killed.
+const GRACE: Duration = Duration::from_secs(20);
+/// How many trailing output lines are kept for error reports.
+const TAIL_LINES: usize = 400;
+
+/// One command line: a program and its arguments, plus environment overrides.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Invocation {
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Invocation {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// The command as a human would type it, for `-v` traces.
+    pub fn display(&self) -> String {
+        let mut words: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", quote(v)))
+            .collect();
+        words.push(quote(&self.program.to_string_lossy()));
+        words.extend(self.args.iter().map(|a| quote(&a.to_string_lossy())));
+        words.join(" ")
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        // Own process group: a terminal's Ctrl-C reaches dmb only, which then
+        // decides how to stop the child and what to clean up.
+        cmd.process_group(0);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+}
+
+fn quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// What a finished command left: its status, its whole stdout, and the last
+/// lines of its combined output.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub tail: Vec<String>,
+}
+
+impl Finished {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// The trailing output, for messages.
+    pub fn tail_text(&self) -> String {
+        self.tail.join("\n")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start `{program}`: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("waiting for `{program}` failed: {source}")]
+    Wait {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+enum Line {
+    Out(String),
+    Err(String),
+}
+
+/// Runs a command to its end. Each output line goes to `on_line` as it
+/// arrives. With `interruptible`, a Ctrl-C is forwarded to the child and the
+/// result is [`RunError::Interrupted`]; cleanup commands pass `false` so that
+/// they run to completion after a Ctrl-C.
+pub fn run(
+    inv: &Invocation,
+    interruptible: bool,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<Finished, RunError> {
+    let program = inv.program.to_string_lossy().into_owned();
+    let mut child = inv
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| RunError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    let (tx, rx) = mpsc::channel();
+    let readers = [
+        pump(
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            tx.clone(),
+            Line::Out,
+        ),
+        pump(
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            tx,
+            Line::Err,
+        ),
+    ];
+    let mut stdout = String::new();
+    let mut tail: std::collections::VecDeque<String> = Default::default();
+    let mut interrupted_at: Option<Instant> = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) => {
+                let text = match line {
+                    Line::Out(t) => {
+                        stdout.push_str(&t);
+                        stdout.push('\n');
+                        t
+                    }
+                    Line::Err(t) => t,
+                };
+                on_line(&text);
+                if tail.len() == TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(text);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if interruptible {
+            stop_on_interrupt(&mut child, &mut interrupted_at);
+        }
+    }
+    for r in readers.into_iter().flatten() {
+        let _ = r.join();
+    }
+    let status = loop {
+        if interruptible {
+            stop_on_interrupt(&mut child, &mut interrupted_at);
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => thread::sleep(Duration::from_millis(20)),
+            Err(source) => return Err(RunError::Wait { program, source }),
+        }
+    };
+    if interrupted_at.is_some() {
+        return Err(RunError::Interrupted);
+    }
+    Ok(Finished {
+        status,
+        stdout,
+        tail: tail.into(),
+    })
+}
+
+/// First Ctrl-C: SIGINT to the child's group (the docker CLI cancels the
+/// build). After the grace period: SIGKILL.
+fn stop_on_interrupt(child: &mut Child, interrupted_at: &mut Option<Instant>) {
+    if !interrupt::requested() {
+        return;
+    }
+    let pid = Pid::from_raw(-(child.id() as i32));
+    match interrupted_at {
+        None => {
+            let _ = kill(pid, Signal::SIGINT);
+            *interrupted_at = Some(Instant::now());
+        }
+        Some(t) if t.elapsed() > GRACE => {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        Some(_) => {}
+    }
+}
+
+fn pump(
+    stream: Option<Box<dyn Read + Send>>,
+    tx: mpsc::Sender<Line>,
+    wrap: fn(String) -> Line,
+) -> Option<thread::JoinHandle<()>> {
+    let stream = stream?;
+    Some(thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    // BuildKit and the legacy builder end progress lines with
+                    // "\r"; a line is what the user would see last.
+                    let text = String::from_utf8_lossy(&buf);
+                    let text = text.trim_end_matches(['\n', '\r']);
+                    let text = text.rsplit('\r').next().unwrap_or("").to_string();
+                    if tx.send(wrap(text)).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }))
+}
+
+/// A running command whose stdout is read as a byte stream (`docker cp … -`).
+pub struct Streaming {
+    child: Child,
+    program: String,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl Streaming {
+    pub fn spawn(inv: &Invocation) -> Result<(Self, ChildStdout), RunError> {
+        let program = inv.program.to_string_lossy().into_owned();
+        let mut child = inv
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| RunError::Spawn {
+                program: program.clone(),
+                source,
+            })?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut err = child.stderr.take().expect("stderr is piped");
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Ok((
+            Streaming {
+                child,
+                program,
+                stderr: Some(stderr),
+            },
+            stdout,
+        ))
+    }
+
+    /// Waits for the end; `abandon` kills it first (the reader has all it needs).
+    pub fn finish(mut self, abandon: bool) -> Result<(ExitStatus, String), RunError> {
+        if abandon {
+            let _ = self.child.kill();
+        }
+        let status = self.child.wait().map_err(|source| RunError::Wait {
+            program: self.program.clone(),
+            source,
+        })?;
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        Ok((status, stderr))
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        if self.stderr.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_only_what_needs_it() {
+        let inv = Invocation::new("docker")
+            .args(["build", "-t", "kernel-module", "a b", "it's"])
+            .env("DOCKER_BUILDKIT", "1");
+        assert_eq!(
+            inv.display(),
+            r"DOCKER_BUILDKIT=1 docker build -t kernel-module 'a b' 'it'\''s'"
+        );
+    }
+
+    #[test]
+    fn run_streams_lines_and_keeps_stdout() {
+        let inv = Invocation::new("sh").args(["-c", "echo one; echo two >&2; printf 'a\\rb\\n'"]);
+        let mut seen = Vec::new();
+        let done = run(&inv, false, &mut |l| seen.push(l.to_string())).unwrap();
+        assert!(done.success());
+        assert_eq!(done.stdout, "one\nb\n");
+        seen.sort();
+        assert_eq!(seen, ["b", "one", "two"]);
+    }
+
+    #[test]
+    fn run_reports_a_missing_program() {
+        let inv = Invocation::new("/nonexistent/dmb-test-program");
+        let err = run(&inv, false, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, RunError::Spawn { .. }), "{err:?}");
+    }
+}

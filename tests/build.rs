@@ -1,0 +1,236 @@
+//! `dmb build` against the real engine and the kit's real kernel headers,
+//! with both builders.
+
+mod common;
+
+use common::*;
+
+/// Builds `module_dir` and checks the contract: the `.ko` files in
+/// `--output`, their vermagic, and the image layout.
+fn build_and_check(flavour: Flavour, module_dir: &str, expect: &[&str]) -> Vec<dmb::ko::Module> {
+    let kit = kit();
+    let _engine = engine_lock();
+    let before = EngineState::now();
+    let out_dir = tempfile::tempdir().unwrap();
+    let module_ref = unique_ref("build");
+    let out = dmb(flavour)
+        .args(["build", module_dir, "--module-ref", &module_ref, "--output"])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "dmb build failed:\n{}", stderr(&out));
+
+    let mut modules = Vec::new();
+    for ko in expect {
+        let module = read_module(&out_dir.path().join(ko));
+        let vermagic = module.info.vermagic().expect("a vermagic").to_string();
+        assert!(
+            vermagic.starts_with(&format!("{} ", kit.kver)),
+            "{ko}: vermagic {vermagic:?} is not for {}",
+            kit.kver
+        );
+        modules.push(module);
+    }
+
+    let files = image_files(&module_ref);
+    for ko in expect {
+        assert!(
+            files.contains(&ko.to_string()),
+            "{ko} not at / in {files:?}"
+        );
+        let kmod = format!("opt/lib/modules/{}/extra/{ko}", kit.kver);
+        assert!(files.contains(&kmod), "{kmod} not in {files:?}");
+        assert_eq!(
+            image_file(&module_ref, &format!("/{ko}")),
+            std::fs::read(out_dir.path().join(ko)).unwrap()
+        );
+    }
+    let dep = format!("opt/lib/modules/{}/modules.dep", kit.kver);
+    assert!(files.contains(&dep), "{dep} not in {files:?}");
+    let labels = docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"dmb.kernel.release\"}}|{{index .Config.Labels \"dmb.kernel.image\"}}|{{index .Config.Labels \"dmb.builder.image\"}}",
+        &module_ref,
+    ]);
+    assert_eq!(
+        labels.trim(),
+        format!("{}|{}|{}", kit.kver, kit.kernel_ref, kit.build_ref)
+    );
+    remove_image(&module_ref);
+    before.assert_unchanged();
+    modules
+}
+
+#[test]
+fn hello_with_the_legacy_builder() {
+    build_and_check(LEGACY, "examples/hello", &["hello.ko"]);
+}
+
+#[test]
+fn hello_with_buildkit() {
+    build_and_check(BUILDKIT, "examples/hello", &["hello.ko"]);
+}
+
+/// `$(shell uname -r)` and `M=$(PWD)` only work when the container says the
+/// target's release and make starts in the module directory.
+#[test]
+fn a_uname_r_makefile_with_the_legacy_builder() {
+    assert_ne!(
+        host_release(),
+        kit().kver,
+        "the test needs a host kernel other than the kit's"
+    );
+    build_and_check(LEGACY, "tests/modules/kbuild-style", &["kbuild_style.ko"]);
+}
+
+#[test]
+fn a_uname_r_makefile_with_buildkit() {
+    assert_ne!(
+        host_release(),
+        kit().kver,
+        "the test needs a host kernel other than the kit's"
+    );
+    build_and_check(BUILDKIT, "tests/modules/kbuild-style", &["kbuild_style.ko"]);
+}
+
+fn host_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_module_of_two_source_files_with_a_parameter() {
+    let modules = build_and_check(BUILDKIT, "tests/modules/two-files", &["counter.ko"]);
+    let info = &modules[0].info;
+    assert_eq!(info.get("parm"), Some("step:how much to add"));
+    assert_eq!(info.get("parmtype"), Some("step:int"));
+}
+
+#[test]
+fn two_modules_get_a_modules_dep_in_load_order() {
+    build_and_check(
+        LEGACY,
+        "tests/modules/dependent-pair",
+        &["dmb_consumer.ko", "dmb_provider.ko"],
+    );
+    let kit = kit();
+    let _engine = engine_lock();
+    let module_ref = unique_ref("pair");
+    let out = dmb(BUILDKIT)
+        .args([
+            "build",
+            "tests/modules/dependent-pair",
+            "-q",
+            "--module-ref",
+            &module_ref,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dep = image_file(
+        &module_ref,
+        &format!("/opt/lib/modules/{}/modules.dep", kit.kver),
+    );
+    remove_image(&module_ref);
+    let dep = String::from_utf8(dep).unwrap();
+    assert!(
+        dep.lines()
+            .any(|l| l == "extra/dmb_consumer.ko: extra/dmb_provider.ko"),
+        "{dep}"
+    );
+    assert!(dep.lines().any(|l| l == "extra/dmb_provider.ko:"), "{dep}");
+}
+
+/// Builds again into the same MODULE_REF: the image it replaces goes, it
+/// does not linger as a dangling image.
+#[test]
+fn rebuilding_into_the_same_ref_leaves_no_dangling_image() {
+    let _engine = engine_lock();
+    let module_ref = unique_ref("again");
+    let first = dmb(LEGACY)
+        .args(["build", "examples/hello", "-q", "--module-ref", &module_ref])
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let before = EngineState::now();
+    let first_id = docker_ok(&["image", "inspect", "--format", "{{.Id}}", &module_ref]);
+    let second = dmb(LEGACY)
+        .args([
+            "build",
+            "tests/modules/kbuild-style",
+            "-q",
+            "--module-ref",
+            &module_ref,
+        ])
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{}", stderr(&second));
+    let second_id = docker_ok(&["image", "inspect", "--format", "{{.Id}}", &module_ref]);
+    assert_ne!(first_id, second_id);
+    assert!(!docker(&["image", "inspect", first_id.trim()])
+        .status
+        .success());
+    remove_image(&module_ref);
+    before.assert_unchanged();
+}
+
+#[test]
+fn auto_picks_the_legacy_builder_on_a_cli_without_buildx() {
+    let _engine = engine_lock();
+    let out = dmb(LEGACY)
+        .env("DMB_BUILDER", "auto")
+        .args(["-v", "build", "tests/modules/no-ko", "-q"])
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("legacy builder"), "{}", stderr(&out));
+}
+
+#[test]
+fn auto_picks_buildkit_on_a_cli_that_has_it() {
+    let _engine = engine_lock();
+    let out = dmb(BUILDKIT)
+        .env("DMB_BUILDER", "auto")
+        .args(["-v", "build", "tests/modules/no-ko", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("BuildKit (DOCKER_BUILDKIT=1)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_build_log_streams_and_quiet_silences_it() {
+    let _engine = engine_lock();
+    let module_ref = unique_ref("log");
+    // A copy no build has seen, so BuildKit's cache cannot skip the compile.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["Makefile", "hello.c"] {
+        std::fs::copy(root().join("examples/hello").join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(dir.path().join("unique"), &module_ref).unwrap();
+    let module_dir = dir.path().to_str().unwrap();
+    let loud = dmb(BUILDKIT)
+        .args(["build", module_dir, "--module-ref", &module_ref])
+        .output()
+        .unwrap();
+    assert!(loud.status.success());
+    assert!(
+        stderr(&loud).contains("CC [M]  /usr/src/module/hello.o"),
+        "{}",
+        stderr(&loud)
+    );
+    std::fs::write(dir.path().join("unique"), "again").unwrap();
+    let quiet = dmb(BUILDKIT)
+        .args(["build", module_dir, "-q", "--module-ref", &module_ref])
+        .output()
+        .unwrap();
+    assert!(quiet.status.success());
+    assert!(!stderr(&quiet).contains("hello.o"), "{}", stderr(&quiet));
+    remove_image(&module_ref);
+}

@@ -1,0 +1,195 @@
+//! Shared by the integration tests: the kit, the real engine, the dmb binary,
+//! and a check that a run left nothing behind.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// The kit's images (`scripts/kit.sh`).
+#[derive(Debug, Clone)]
+pub struct Kit {
+    pub kver: String,
+    pub kernel_ref: String,
+    pub build_ref: String,
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the kit once per test binary. No kit is a failure, never a skip.
+pub fn kit() -> &'static Kit {
+    static KIT: OnceLock<Kit> = OnceLock::new();
+    KIT.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(root().join("scripts/kit.sh"))
+            .output()
+            .expect("running scripts/kit.sh");
+        assert!(
+            out.status.success(),
+            "scripts/kit.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let value = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("kit.sh printed no {key}: {text}"))
+                .to_string()
+        };
+        Kit {
+            kver: value("KVER"),
+            kernel_ref: value("KERNEL_REF"),
+            build_ref: value("BUILD_REF"),
+        }
+    })
+}
+
+/// Engine tests run one at a time: they compare the engine's whole state
+/// before and after.
+pub fn engine_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The two ways dmb builds: the legacy builder through the first docker CLI
+/// on PATH (28.x here, no buildx), BuildKit through Debian's 20.10 CLI.
+#[derive(Debug, Clone, Copy)]
+pub struct Flavour {
+    pub docker: &'static str,
+    pub builder: &'static str,
+}
+
+pub const LEGACY: Flavour = Flavour {
+    docker: "docker",
+    builder: "legacy",
+};
+pub const BUILDKIT: Flavour = Flavour {
+    docker: "/usr/bin/docker",
+    builder: "buildkit",
+};
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("running docker")
+}
+
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `dmb` with the kit's refs in the environment and the flavour's CLI.
+pub fn dmb(flavour: Flavour) -> Command {
+    let kit = kit();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dmb"));
+    cmd.env("DMB_DOCKER", flavour.docker)
+        .env("DMB_BUILDER", flavour.builder)
+        .env("KERNEL_REF", &kit.kernel_ref)
+        .env("BUILD_REF", &kit.build_ref)
+        .env_remove("MODULE_REF")
+        .current_dir(root());
+    cmd
+}
+
+/// What must be the same after a run as before it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EngineState {
+    containers: Vec<String>,
+    dangling: Vec<String>,
+}
+
+impl EngineState {
+    pub fn now() -> Self {
+        let list = |args: &[&str]| {
+            let mut v: Vec<String> = docker_ok(args).lines().map(str::to_string).collect();
+            v.sort();
+            v
+        };
+        EngineState {
+            containers: list(&["ps", "-a", "-q", "--no-trunc"]),
+            dangling: list(&["images", "-q", "--no-trunc", "-f", "dangling=true"]),
+        }
+    }
+
+    pub fn assert_unchanged(&self) {
+        assert_eq!(
+            &EngineState::now(),
+            self,
+            "the run left containers or dangling images behind"
+        );
+    }
+}
+
+/// A unique image name for one test.
+pub fn unique_ref(what: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "dmb-test/{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// The paths of the files in an image (via `docker export`).
+pub fn image_files(reference: &str) -> Vec<String> {
+    let id = docker_ok(&["create", reference, "/none"])
+        .trim()
+        .to_string();
+    let out = Command::new("docker")
+        .args(["export", &id])
+        .output()
+        .expect("docker export");
+    docker_ok(&["rm", &id]);
+    let mut archive = tar::Archive::new(&out.stdout[..]);
+    let mut files: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.header().entry_type().is_file())
+        .map(|e| e.path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    files
+}
+
+/// One file of an image.
+pub fn image_file(reference: &str, path: &str) -> Vec<u8> {
+    let id = docker_ok(&["create", reference, "/none"])
+        .trim()
+        .to_string();
+    let out = Command::new("docker")
+        .args(["cp", &format!("{id}:{path}"), "-"])
+        .output()
+        .expect("docker cp");
+    docker_ok(&["rm", &id]);
+    assert!(out.status.success(), "no {path} in {reference}");
+    let mut archive = tar::Archive::new(&out.stdout[..]);
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+    data
+}
+
+pub fn remove_image(reference: &str) {
+    let _ = docker(&["image", "rm", reference]);
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Reads a built module with the library's own parser.
+pub fn read_module(path: &Path) -> dmb::ko::Module {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    dmb::ko::Module::read(&path.file_name().unwrap().to_string_lossy(), &bytes).unwrap()
+}
