@@ -2,7 +2,7 @@
 # Everything dmb's tests and examples need on a Debian machine: the packages,
 # a Docker engine that answers, and the kit's images. Idempotent.
 # Prints the kit's KVER=, KERNEL_REF=, BUILD_REF= lines on stdout, so that
-#   export $(scripts/setup.sh)
+#   scripts/setup.sh > kit.env && env $(cat kit.env) dmb build ...
 # sets them for dmb. Progress goes to stderr.
 #
 # When no engine answers, it starts dockerd and records its pid in

@@ -234,3 +234,95 @@ fn the_build_log_streams_and_quiet_silences_it() {
     assert!(!stderr(&quiet).contains("hello.o"), "{}", stderr(&quiet));
     remove_image(&module_ref);
 }
+
+/// A builder image without make gets a toolchain installed by its own
+/// package manager, in a cached step. Hermetic: the image's apt source is a
+/// local repository holding make, repacked from the image itself.
+#[test]
+fn a_builder_without_make_gets_it_from_apt_once() {
+    let kit = kit();
+    let _engine = engine_lock();
+    let bare = unique_ref("no-make-builder");
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!(
+            r#"FROM {builder}
+RUN set -e; mkdir -p /tmp/pkg/DEBIAN /var/local/dmb-repo; \
+    dpkg -L make | while read -r f; do \
+      if [ -f "$f" ] && [ ! -L "$f" ]; then mkdir -p "/tmp/pkg$(dirname "$f")"; cp -a "$f" "/tmp/pkg$f"; fi; \
+    done; \
+    dpkg-query -W -f='Package: ${{Package}}\nVersion: ${{Version}}\nArchitecture: ${{Architecture}}\nMaintainer: ${{Maintainer}}\nDepends: ${{Depends}}\nDescription: ${{binary:Summary}}\n' make > /tmp/pkg/DEBIAN/control; \
+    dpkg-deb --build /tmp/pkg /var/local/dmb-repo/make.deb >/dev/null; \
+    cd /var/local/dmb-repo; \
+    {{ dpkg-deb -f make.deb; echo "Filename: ./make.deb"; echo "Size: $(stat -c %s make.deb)"; echo "SHA256: $(sha256sum make.deb | cut -d' ' -f1)"; echo; }} > Packages; \
+    rm -rf /tmp/pkg /etc/apt/sources.list.d/*; \
+    echo 'deb [trusted=yes] file:/var/local/dmb-repo ./' > /etc/apt/sources.list; \
+    dpkg -r make >/dev/null; \
+    ! command -v make
+"#,
+            builder = kit.build_ref
+        ),
+    )
+    .unwrap();
+    let made = docker(&[
+        "build",
+        "--network",
+        "none",
+        "-q",
+        "-t",
+        &bare,
+        context.path().to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let before = EngineState::now();
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let module_ref = unique_ref("apt-built");
+    let build = |flavour: Flavour| {
+        dmb(flavour)
+            .args([
+                "build",
+                "examples/hello",
+                "--build-ref",
+                &bare,
+                "--module-ref",
+                &module_ref,
+            ])
+            .arg("--output")
+            .arg(out_dir.path())
+            .output()
+            .unwrap()
+    };
+    let first = build(LEGACY);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains(&format!("{bare} lacks make: installing a toolchain")),
+        "{}",
+        stderr(&first)
+    );
+    let module = read_module(&out_dir.path().join("hello.ko"));
+    assert!(module
+        .info
+        .vermagic()
+        .unwrap()
+        .starts_with(&format!("{} ", kit.kver)));
+    let second = build(BUILDKIT);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        !stderr(&second).contains("installing a toolchain"),
+        "{}",
+        stderr(&second)
+    );
+
+    let id = |r: &str| {
+        docker_ok(&["image", "inspect", "--format", "{{.Id}}", r])
+            .trim()
+            .to_string()
+    };
+    let key = dmb::build::buildenv_key(&id(&bare), &id(&kit.kernel_ref));
+    remove_image(&module_ref);
+    remove_image(&format!("dmb-buildenv:{key}"));
+    remove_image(&bare);
+    before.assert_unchanged();
+}

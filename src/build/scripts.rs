@@ -162,6 +162,10 @@ mod tests {
         let buildkit = ["#9 3.217 @@dmb:make-failed:2"];
         assert_eq!(Report::from_log(buildkit).make_failed, Some(2));
         assert!(Report::from_log(["#9 1.0 @@dmb:no-ko"]).no_ko);
+        assert_eq!(
+            Report::from_log(["@@dmb:ko:a/x.ko", "@@dmb:duplicate:x.ko"]).duplicate,
+            Some("x.ko".to_string())
+        );
     }
 
     #[test]
