@@ -117,55 +117,12 @@ save_env() {
 
 # ------------------------------------------------------------------- mirror
 # URI of the apt source that serves plain "$SUITE" (not -updates/-security).
+# shellcheck source-path=SCRIPTDIR source=lib/apt_mirror.sh
+source "$HERE/lib/apt_mirror.sh"
 find_mirror() {
     if [[ -n ${DMB_KIT_MIRROR:-} ]]; then printf '%s\n' "$DMB_KIT_MIRROR"; return; fi
-    local f uri=""
-    shopt -s nullglob
-    for f in /etc/apt/sources.list.d/*.sources; do
-        uri="$(awk -v suite="$SUITE" '
-            function flush() {
-                if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " suite " ") &&
-                    enabled != "no" && uris != "" && found == "") {
-                    split(uris, u, " "); found = u[1]
-                }
-                types = ""; suites = ""; uris = ""; enabled = ""
-            }
-            /^[ \t]*#/ { next }
-            /^[ \t]*$/ { flush(); next }
-            /^[A-Za-z-]+:/ {
-                key = tolower($1); sub(/:$/, "", key)
-                val = $0; sub(/^[^:]*:[ \t]*/, "", val); gsub(/[ \t]+/, " ", val)
-                cur = key
-                if (key == "types") types = val
-                else if (key == "suites") suites = val
-                else if (key == "uris") uris = val
-                else if (key == "enabled") enabled = tolower(val)
-                next
-            }
-            /^[ \t]/ {  # continuation line
-                val = $0; gsub(/[ \t]+/, " ", val)
-                if (cur == "suites") suites = suites val
-                else if (cur == "uris") uris = uris val
-                else if (cur == "types") types = types val
-            }
-            END { flush(); if (found != "") print found }' "$f")"
-        [[ -n $uri ]] && break
-    done
-    if [[ -z $uri ]]; then
-        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-            [[ -f $f ]] || continue
-            uri="$(awk -v suite="$SUITE" '
-                $1 == "deb" {
-                    i = 2
-                    if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
-                    if ($(i + 1) == suite) { print $i; exit }
-                }' "$f")"
-            [[ -n $uri ]] && break
-        done
-    fi
-    shopt -u nullglob
-    [[ -n $uri ]] || die "no apt source for suite '$SUITE' in /etc/apt/sources.list{,.d/*} (set DMB_KIT_MIRROR)"
-    printf '%s\n' "${uri%/}"
+    apt_mirror_for_suite "$SUITE" \
+        || die "no apt source for suite '$SUITE' in /etc/apt/sources.list{,.d/*} (set DMB_KIT_MIRROR)"
 }
 
 # ------------------------------------------------------------------ builder

@@ -12,7 +12,8 @@ fn build_and_check(flavour: Flavour, module_dir: &str, expect: &[&str]) -> Vec<d
     let _engine = engine_lock();
     let before = EngineState::now();
     let out_dir = tempfile::tempdir().unwrap();
-    let module_ref = unique_ref("build");
+    let image = TestImage::new("build");
+    let module_ref = image.name().to_string();
     let out = dmb(flavour)
         .args(["build", module_dir, "--module-ref", &module_ref, "--output"])
         .arg(out_dir.path())
@@ -58,7 +59,6 @@ fn build_and_check(flavour: Flavour, module_dir: &str, expect: &[&str]) -> Vec<d
         labels.trim(),
         format!("{}|{}|{}", kit.kver, kit.kernel_ref, kit.build_ref)
     );
-    remove_image(&module_ref);
     before.assert_unchanged();
     modules
 }
@@ -119,7 +119,8 @@ fn two_modules_get_a_modules_dep_in_load_order() {
     );
     let kit = kit();
     let _engine = engine_lock();
-    let module_ref = unique_ref("pair");
+    let image = TestImage::new("pair");
+    let module_ref = image.name().to_string();
     let out = dmb(BUILDKIT)
         .args([
             "build",
@@ -135,7 +136,6 @@ fn two_modules_get_a_modules_dep_in_load_order() {
         &module_ref,
         &format!("/opt/lib/modules/{}/modules.dep", kit.kver),
     );
-    remove_image(&module_ref);
     let dep = String::from_utf8(dep).unwrap();
     assert!(
         dep.lines()
@@ -150,31 +150,33 @@ fn two_modules_get_a_modules_dep_in_load_order() {
 #[test]
 fn rebuilding_into_the_same_ref_leaves_no_dangling_image() {
     let _engine = engine_lock();
-    let module_ref = unique_ref("again");
+    let image = TestImage::new("again");
+    let module_ref = image.name();
+    let hello = unique_hello(module_ref);
     let first = dmb(LEGACY)
-        .args(["build", "examples/hello", "-q", "--module-ref", &module_ref])
+        .args(["build", "-q", "--module-ref", module_ref])
+        .arg(hello.path())
         .output()
         .unwrap();
     assert!(first.status.success(), "{}", stderr(&first));
     let before = EngineState::now();
-    let first_id = docker_ok(&["image", "inspect", "--format", "{{.Id}}", &module_ref]);
+    let first_id = docker_ok(&["image", "inspect", "--format", "{{.Id}}", module_ref]);
     let second = dmb(LEGACY)
         .args([
             "build",
             "tests/modules/kbuild-style",
             "-q",
             "--module-ref",
-            &module_ref,
+            module_ref,
         ])
         .output()
         .unwrap();
     assert!(second.status.success(), "{}", stderr(&second));
-    let second_id = docker_ok(&["image", "inspect", "--format", "{{.Id}}", &module_ref]);
+    let second_id = docker_ok(&["image", "inspect", "--format", "{{.Id}}", module_ref]);
     assert_ne!(first_id, second_id);
     assert!(!docker(&["image", "inspect", first_id.trim()])
         .status
         .success());
-    remove_image(&module_ref);
     before.assert_unchanged();
 }
 
@@ -207,16 +209,13 @@ fn auto_picks_buildkit_on_a_cli_that_has_it() {
 #[test]
 fn the_build_log_streams_and_quiet_silences_it() {
     let _engine = engine_lock();
-    let module_ref = unique_ref("log");
-    // A copy no build has seen, so BuildKit's cache cannot skip the compile.
-    let dir = tempfile::tempdir().unwrap();
-    for f in ["Makefile", "hello.c"] {
-        std::fs::copy(root().join("examples/hello").join(f), dir.path().join(f)).unwrap();
-    }
-    std::fs::write(dir.path().join("unique"), &module_ref).unwrap();
+    let image = TestImage::new("log");
+    let module_ref = image.name();
+    // A module no build has seen, so BuildKit's cache cannot skip the compile.
+    let dir = unique_hello(module_ref);
     let module_dir = dir.path().to_str().unwrap();
     let loud = dmb(BUILDKIT)
-        .args(["build", module_dir, "--module-ref", &module_ref])
+        .args(["build", module_dir, "--module-ref", module_ref])
         .output()
         .unwrap();
     assert!(loud.status.success());
@@ -225,14 +224,13 @@ fn the_build_log_streams_and_quiet_silences_it() {
         "{}",
         stderr(&loud)
     );
-    std::fs::write(dir.path().join("unique"), "again").unwrap();
+    std::fs::write(dir.path().join("unique"), "not seen before either").unwrap();
     let quiet = dmb(BUILDKIT)
-        .args(["build", module_dir, "-q", "--module-ref", &module_ref])
+        .args(["build", module_dir, "-q", "--module-ref", module_ref])
         .output()
         .unwrap();
     assert!(quiet.status.success());
     assert!(!stderr(&quiet).contains("hello.o"), "{}", stderr(&quiet));
-    remove_image(&module_ref);
 }
 
 /// A builder image without make gets a toolchain installed by its own
@@ -242,7 +240,8 @@ fn the_build_log_streams_and_quiet_silences_it() {
 fn a_builder_without_make_gets_it_from_apt_once() {
     let kit = kit();
     let _engine = engine_lock();
-    let bare = unique_ref("no-make-builder");
+    let bare_image = TestImage::new("no-make-builder");
+    let bare = bare_image.name().to_string();
     let context = tempfile::tempdir().unwrap();
     std::fs::write(
         context.path().join("Dockerfile"),
@@ -278,7 +277,8 @@ RUN set -e; mkdir -p /tmp/pkg/DEBIAN /var/local/dmb-repo; \
     let before = EngineState::now();
 
     let out_dir = tempfile::tempdir().unwrap();
-    let module_ref = unique_ref("apt-built");
+    let image = TestImage::new("apt-built");
+    let module_ref = image.name().to_string();
     let build = |flavour: Flavour| {
         dmb(flavour)
             .args([
@@ -321,8 +321,6 @@ RUN set -e; mkdir -p /tmp/pkg/DEBIAN /var/local/dmb-repo; \
             .to_string()
     };
     let key = dmb::build::buildenv_key(&id(&bare), &id(&kit.kernel_ref));
-    remove_image(&module_ref);
     remove_image(&format!("dmb-buildenv:{key}"));
-    remove_image(&bare);
     before.assert_unchanged();
 }

@@ -184,6 +184,43 @@ pub fn remove_image(reference: &str) {
     let _ = docker(&["image", "rm", reference]);
 }
 
+/// An image a test creates; removed when the test ends, also on failure.
+pub struct TestImage(pub String);
+
+impl TestImage {
+    pub fn new(what: &str) -> Self {
+        TestImage(unique_ref(what))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for TestImage {
+    fn drop(&mut self) {
+        remove_image(&self.0);
+    }
+}
+
+/// A copy of `examples/hello` whose module differs from every other build,
+/// so that no builder cache and no other image can stand in for it.
+pub fn unique_hello(tag: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("examples/hello/Makefile"),
+        dir.path().join("Makefile"),
+    )
+    .unwrap();
+    let source = std::fs::read_to_string(root().join("examples/hello/hello.c")).unwrap();
+    std::fs::write(
+        dir.path().join("hello.c"),
+        format!("{source}MODULE_INFO(dmbtest, \"{tag}\");\n"),
+    )
+    .unwrap();
+    dir
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

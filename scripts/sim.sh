@@ -1,0 +1,603 @@
+#!/usr/bin/env bash
+# scripts/sim.sh — desktop-sim: a real kernel in a qemu VM with a Docker
+# engine inside, standing in for Docker Desktop's VM in tests and demos.
+#
+#   scripts/sim.sh up        build the VM (cached), boot it, wait for its
+#                            engine, preload the kit's images; prints
+#                            DOCKER_HOST=tcp://127.0.0.1:PORT on stdout
+#   scripts/sim.sh down      stop the VM this state dir started (pid file)
+#   scripts/sim.sh restart   down, then up with the same disk (a reboot of the
+#                            VM, like a Docker Desktop restart)
+#   scripts/sim.sh status    whether it runs and where; exit 0 running and
+#                            answering, 1 running but the engine does not
+#                            answer, 3 not running
+#   scripts/sim.sh prepare   only build what `up` needs (kit, busybox image,
+#                            VM kernel + initramfs), e.g. ahead of CI
+#
+# The VM boots the kit's Debian kernel (scripts/kit.sh) with
+# `qemu-system-x86_64 -accel tcg` from an initramfs holding a debootstrapped
+# bookworm with docker.io and the kernel's module tree, pruned of hardware
+# drivers and of the in-tree modules tests build themselves (sctp, dm-crypt,
+# openvswitch).  Its network is qemu's user network with restrict=on: the
+# guest reaches nothing; the host reaches dockerd only through one forwarded
+# loopback port.  /var/lib/docker is a disk image in the state dir, the only
+# thing that survives `restart`.  See docs/sim.md.
+#
+# Only stdout lines are DOCKER_HOST=... (up) and the status report; all
+# progress goes to stderr.
+#
+# Environment:
+#   DMB_SIM_STATE    state dir: pid file, port, DOCKER_HOST file, logs, disk
+#                    (default: ${XDG_STATE_HOME:-$HOME/.local/state}/dmb-sim)
+#   DMB_SIM_CACHE    cache dir: rootfs, kernel + initramfs
+#                    (default: ${XDG_CACHE_HOME:-$HOME/.cache}/dmb-sim)
+#   DMB_SIM_MEMORY   VM memory in MiB (default 4096)
+#   DMB_SIM_CPUS     VM vCPUs (default 2)
+#   DMB_SIM_DISK     size of the /var/lib/docker disk when created (default 64G,
+#                    sparse)
+#   DMB_SIM_TIMEOUT  seconds `up` waits for the engine (default 300)
+#   DMB_SIM_MIRROR   debootstrap mirror (default: DMB_KIT_MIRROR, else the
+#                    machine's apt source for bookworm)
+#   DMB_DOCKER, DMB_KIT_CACHE   as for scripts/kit.sh
+#
+# Needs root the first time (debootstrap, chroot, mknod), qemu-system-x86_64,
+# cpio, zstd, mkfs.ext4, python3, a Docker engine (the host's, used
+# read-mostly: docker save / image inspect, and docker import of the busybox
+# image).  Nothing here touches the host's kernel modules; every insmod
+# happens inside the VM.
+set -euo pipefail
+
+# Everything not explicitly meant for the caller goes to stderr.
+exec 3>&1 1>&2
+
+SUITE=bookworm
+ARCH=amd64
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SIM_DIR="$HERE/sim"
+STATE="${DMB_SIM_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/dmb-sim}"
+CACHE="${DMB_SIM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dmb-sim}"
+KIT_CACHE="${DMB_KIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dmb-kit}"
+MEMORY="${DMB_SIM_MEMORY:-4096}"
+CPUS="${DMB_SIM_CPUS:-2}"
+DISK_SIZE="${DMB_SIM_DISK:-64G}"
+BOOT_TIMEOUT="${DMB_SIM_TIMEOUT:-300}"
+read -r -a DOCKER <<<"${DMB_DOCKER:-docker}"
+[[ ${#DOCKER[@]} -gt 0 ]] || DOCKER=(docker)
+
+# What the root filesystem holds besides minbase.  e2fsprogs (fsck of the
+# disk) is "required" in bookworm, named anyway so a change there is seen.
+ROOTFS_INCLUDE="docker.io,iproute2,kmod,e2fsprogs"
+BUSYBOX_REF="dmb-kit/busybox:latest"
+# Bump when the way the initramfs is assembled changes (the files in
+# scripts/sim/ are hashed into the cache key anyway).
+VM_FORMAT=1
+
+PIDFILE="$STATE/qemu.pid"
+MONITOR="$STATE/monitor.sock"
+CONSOLE="$STATE/console.log"
+QEMU_LOG="$STATE/qemu.log"
+HOST_FILE="$STATE/docker-host"
+DISK="$STATE/docker-disk.img"
+VM_FILE="$STATE/vm"  # which cached VM (kernel + initramfs) is running
+
+log() { printf 'sim: %s\n' "$*" >&2; }
+die() { printf 'sim: error: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+# ---------------------------------------------------------------- temp files
+TMP_PATHS=()
+cleanup() {
+    local p m
+    for p in "${TMP_PATHS[@]}"; do
+        [[ -e $p || -L $p ]] || continue
+        if [[ -d $p ]]; then
+            # An interrupted debootstrap may leave proc/sys mounted inside.
+            while read -r m; do
+                umount -l "$m" 2>/dev/null || true
+            done < <(awk -v p="$p/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts | sort -r)
+            rm -rf --one-file-system -- "$p" 2>/dev/null || rm -rf -- "$p" || true
+        else
+            rm -f -- "$p"
+        fi
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+mktemp_dir() {  # VAR PARENT NAME: VAR := new temp dir in PARENT (removed on exit)
+    local _d; _d="$(mktemp -d "$2/.tmp.$3.XXXXXX")"
+    TMP_PATHS+=("$_d"); printf -v "$1" "%s" "$_d"
+}
+tmp_for() {  # VAR FILE: VAR := temp name beside FILE for an atomic write
+    local _t; _t="$(dirname "$2")/.$(basename "$2").tmp.$$"
+    TMP_PATHS+=("$_t"); printf -v "$1" "%s" "$_t"
+}
+write_atomic() {  # FILE CONTENT
+    local t; tmp_for t "$1"
+    printf '%s\n' "$2" >"$t"
+    mv -f "$t" "$1"
+}
+
+# -------------------------------------------------------------------- engines
+# The host engine is whatever DMB_DOCKER / DOCKER_HOST say, except that a
+# DOCKER_HOST pointing at a sim this state dir started (a user who ran
+# `export $(scripts/sim.sh up)` and then `restart`) means the default engine.
+if [[ -n ${DOCKER_HOST:-} && -f $STATE/hosts-seen ]] &&
+    grep -qxF "$DOCKER_HOST" "$STATE/hosts-seen"; then
+    log "ignoring DOCKER_HOST=$DOCKER_HOST (this sim's own engine) for the host engine"
+    unset DOCKER_HOST
+fi
+host_docker() { "${DOCKER[@]}" "$@"; }
+VM_HOST=""
+vm_docker() { DOCKER_HOST="$VM_HOST" DOCKER_CONTEXT='' "${DOCKER[@]}" "$@"; }
+vm_answers() {  # the VM engine's kernel release, if it answers within 10 s
+    DOCKER_HOST="$VM_HOST" DOCKER_CONTEXT='' timeout 10 "${DOCKER[@]}" info \
+        --format '{{.KernelVersion}}' 2>/dev/null
+}
+
+# ------------------------------------------------------------------------ kit
+KVER="" KERNEL_REF="" BUILD_REF="" ABI="" DEBVER=""
+load_kit() {
+    local out k v
+    out="$(bash "$HERE/kit.sh")" || die "scripts/kit.sh failed"
+    while IFS='=' read -r k v; do
+        case $k in KVER) KVER=$v ;; KERNEL_REF) KERNEL_REF=$v ;; BUILD_REF) BUILD_REF=$v ;; esac
+    done <<<"$out"
+    [[ -n $KVER && -n $KERNEL_REF && -n $BUILD_REF ]] || die "kit.sh printed no KVER/KERNEL_REF/BUILD_REF"
+    # The Debian upload the kit's kernel came from, to find its linux-image.
+    [[ -f $KIT_CACHE/kit.env ]] || die "no $KIT_CACHE/kit.env (is DMB_KIT_CACHE the kit's?)"
+    while IFS='=' read -r k v; do
+        case $k in ABI) ABI=$v ;; DEBVER) DEBVER=$v ;; KVER) [[ $v == "$KVER" ]] || die "kit.env is for $v, kit.sh says $KVER" ;; esac
+    done <"$KIT_CACHE/kit.env"
+    [[ -n $ABI && -n $DEBVER ]] || die "kit.env lacks ABI/DEBVER"
+}
+
+# apt-get download PKG[=VER] into the kit's deb cache (shared with kit.sh).
+apt_download() {
+    local dir aptopt=()
+    mkdir -p "$KIT_CACHE/debs"
+    mktemp_dir dir "$KIT_CACHE" debs
+    # As root, apt's _apt sandbox user usually cannot write here.
+    [[ $EUID -ne 0 ]] || aptopt=(-o APT::Sandbox::User=root)
+    log "downloading $1"
+    (cd "$dir" && apt-get "${aptopt[@]}" download "$1" >&2) || die "apt-get download $1 failed"
+    mv -f "$dir"/*.deb "$KIT_CACHE/debs/"
+}
+linux_image_deb() {  # path of the kit's linux-image .deb, downloaded if gone
+    local pkg="linux-image-$ABI-$ARCH-unsigned" f
+    f="$KIT_CACHE/debs/${pkg}_${DEBVER//:/%3a}_$ARCH.deb"
+    [[ -f $f ]] || apt_download "$pkg=$DEBVER"
+    [[ -f $f ]] || die "no $f after download"
+    printf '%s\n' "$f"
+}
+
+# ----------------------------------------------------------- busybox image
+# A tiny image from Debian's busybox-static: /bin/busybox plus a symlink per
+# applet (sh, nsenter, cat, insmod, ...).  No registry involved.
+have_busybox_image() {
+    [[ "$(host_docker image inspect -f '{{ index .Config.Labels "dmb.kit" }}' "$BUSYBOX_REF" 2>/dev/null)" == busybox ]]
+}
+ensure_busybox_image() {
+    if have_busybox_image; then return; fi
+    local deb stage a ver old
+    shopt -s nullglob
+    local debs=("$KIT_CACHE"/debs/busybox-static_*_"$ARCH".deb)
+    shopt -u nullglob
+    if ((${#debs[@]} == 0)); then
+        apt_download busybox-static
+        debs=("$KIT_CACHE"/debs/busybox-static_*_"$ARCH".deb)
+    fi
+    deb="${debs[-1]}"
+    ver="$(dpkg-deb -f "$deb" Version)"
+    mktemp_dir stage "$KIT_CACHE" busybox
+    dpkg-deb -x "$deb" "$stage/x"
+    mkdir -p "$stage/root/bin" "$stage/root/sbin" "$stage/root/usr/bin" "$stage/root/usr/sbin" \
+        "$stage/root/etc" "$stage/root/tmp" "$stage/root/root"
+    cp "$stage/x/bin/busybox" "$stage/root/bin/busybox"
+    # --list-full names each applet's usual path (bin/sh, usr/bin/nsenter...).
+    while read -r a; do
+        [[ $a == bin/busybox ]] && continue
+        ln -s /bin/busybox "$stage/root/$a"
+    done < <("$stage/root/bin/busybox" --list-full)
+    [[ -L $stage/root/bin/sh && -L $stage/root/usr/bin/nsenter ]] || die "busybox $ver lacks sh or nsenter"
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$stage/root/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/root/etc/group"
+    chmod 1777 "$stage/root/tmp"
+    old="$(host_docker image inspect -f '{{.Id}}' "$BUSYBOX_REF" 2>/dev/null || true)"
+    log "importing $BUSYBOX_REF from busybox-static $ver"
+    tar -C "$stage/root" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - . \
+        | host_docker import \
+            --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' \
+            --change 'CMD ["sh"]' \
+            --change 'LABEL dmb.kit=busybox' \
+            --change "LABEL dmb.kit.busybox-version=$ver" \
+            --message "dmb kit busybox (busybox-static $ver)" \
+            - "$BUSYBOX_REF" >&2
+    have_busybox_image || die "import of $BUSYBOX_REF did not produce a labelled image"
+    # An unlabelled image that held the name before would now dangle.
+    [[ -z $old ]] || host_docker image rm "$old" >/dev/null 2>&1 || true
+}
+
+# ------------------------------------------------------------------- rootfs
+rootfs_tar() {
+    local key
+    key="$(printf '%s|%s|%s|minbase' "$SUITE" "$ARCH" "$ROOTFS_INCLUDE" | sha256sum | cut -c1-12)"
+    printf '%s\n' "$CACHE/rootfs-$SUITE-$key.tar.zst"
+}
+find_mirror() {
+    if [[ -n ${DMB_SIM_MIRROR:-} ]]; then printf '%s\n' "$DMB_SIM_MIRROR"; return; fi
+    if [[ -n ${DMB_KIT_MIRROR:-} ]]; then printf '%s\n' "$DMB_KIT_MIRROR"; return; fi
+    # shellcheck source-path=SCRIPTDIR source=lib/apt_mirror.sh
+    source "$HERE/lib/apt_mirror.sh"
+    apt_mirror_for_suite "$SUITE" \
+        || die "no apt source for suite '$SUITE' in /etc/apt/sources.list{,.d/*} (set DMB_SIM_MIRROR)"
+}
+make_rootfs_tar() {
+    local out=$1 mirror dir t t0
+    [[ $EUID -eq 0 ]] || die "debootstrap needs root"
+    command -v debootstrap >/dev/null || die "debootstrap is not installed"
+    mirror="$(find_mirror)"
+    mktemp_dir dir "$CACHE" rootfs
+    log "debootstrap $SUITE with $ROOTFS_INCLUDE from $mirror ..."
+    t0="$(now)"
+    debootstrap --variant=minbase --arch="$ARCH" --include="$ROOTFS_INCLUDE" \
+        "$SUITE" "$dir/root" "$mirror" >&2 \
+        || die "debootstrap failed (see $dir/root/debootstrap/debootstrap.log)"
+    # Nothing in the VM reads docs, manuals, locales or apt's caches.
+    rm -rf "$dir/root/var/cache/apt/"*.bin "$dir/root/var/cache/apt/archives/"*.deb \
+        "$dir/root/var/lib/apt/lists/"* "$dir/root/var/log/"*.log "$dir/root/debootstrap" \
+        "$dir/root/usr/share/doc/"* "$dir/root/usr/share/man/"* "$dir/root/usr/share/info/"* \
+        "$dir/root/usr/share/locale/"*
+    log "debootstrap done in $(since "$t0"); packing"
+    tmp_for t "$out"
+    tar -C "$dir/root" --numeric-owner --one-file-system --xattrs \
+        --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
+        -cf - . | zstd -q -T0 -10 -o "$t"
+    mv -f "$t" "$out"
+    rm -rf --one-file-system "$dir"
+    log "rootfs cached: $out ($(du -h "$out" | cut -f1))"
+}
+
+# ------------------------------------------------------- VM kernel/initramfs
+# The cache key covers everything the initramfs is made of: the kit kernel
+# (release and Debian upload), the rootfs, the files in scripts/sim/ and
+# VM_FORMAT.  A changed kit kernel thus builds a new VM.
+vm_dir() {
+    local key
+    key="$( { printf '%s|%s|%s|%s|%s\n' "$KVER" "$DEBVER" "$KERNEL_REF" "$(basename "$(rootfs_tar)")" "$VM_FORMAT"
+              cat "$SIM_DIR/init" "$SIM_DIR/prune_modules.py"; } | sha256sum | cut -c1-12)"
+    printf '%s\n' "$CACHE/vm-${KVER}_${DEBVER//:/%3a}-$key"
+}
+
+linuxkit_yml() {
+    # Docker Desktop's VM describes itself in /etc/linuxkit.yml; dmb reads
+    # kernel.image from it to find the matching kernel image.
+    cat <<EOF
+# dmb desktop-sim: the kit's kernel standing in for Docker Desktop's.
+kernel:
+  image: $KERNEL_REF
+  cmdline: "$(kernel_cmdline)"
+init:
+  - $BUILD_REF
+onboot: []
+services:
+  - name: docker
+    image: $SUITE/docker.io
+EOF
+}
+kernel_cmdline() { printf 'console=ttyS0 panic=-1 quiet loglevel=4\n'; }
+
+build_vm() {
+    local out=$1 rootfs deb stage root t0 m
+    rootfs="$(rootfs_tar)"
+    [[ -s $rootfs ]] || make_rootfs_tar "$rootfs"
+    [[ $EUID -eq 0 ]] || die "assembling the initramfs needs root (chroot, mknod)"
+    deb="$(linux_image_deb)"
+    t0="$(now)"
+    mktemp_dir stage "$CACHE" vm
+    root="$stage/root"
+    mkdir -p "$root" "$stage/x" "$stage/out"
+    log "assembling the VM for $KVER"
+    zstd -q -dc "$rootfs" | tar -C "$root" --numeric-owner --xattrs -xf -
+
+    # The module tree and config of the kit's kernel.  bookworm's root is
+    # merged-/usr (lib -> usr/lib): extract elsewhere and move the tree into
+    # usr/lib/modules, so the lib symlink is not replaced by a directory.
+    dpkg-deb -x "$deb" "$stage/x"
+    m="$stage/x/lib/modules/$KVER"
+    [[ -d $m ]] || m="$stage/x/usr/lib/modules/$KVER"
+    [[ -d $m && -f $stage/x/boot/vmlinuz-$KVER && -f $stage/x/boot/config-$KVER ]] \
+        || die "$(basename "$deb") lacks modules/vmlinuz/config for $KVER"
+    mkdir -p "$root/usr/lib/modules" "$root/boot"
+    mv "$m" "$root/usr/lib/modules/$KVER"
+    cp "$stage/x/boot/config-$KVER" "$root/boot/config-$KVER"
+    cp "$stage/x/boot/vmlinuz-$KVER" "$stage/out/vmlinuz"
+    rm -rf "$stage/x"
+
+    # depmod (the rootfs's own, via chroot: only that tree is touched) over
+    # the whole tree, prune with its dependency graph, depmod again.
+    chroot "$root" depmod -a "$KVER"
+    python3 "$SIM_DIR/prune_modules.py" "$root/usr/lib/modules/$KVER" "$stage/out/removed-modules.txt"
+    chroot "$root" depmod -a "$KVER"
+    cp "$stage/out/removed-modules.txt" "$root/usr/lib/modules/$KVER/dmb-sim.removed"
+
+    install -m 0755 "$SIM_DIR/init" "$root/init"
+    linuxkit_yml >"$root/etc/linuxkit.yml"
+    echo dmb-sim >"$root/etc/hostname"
+    printf '127.0.0.1\tlocalhost\n127.0.1.1\tdmb-sim\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
+    # slirp's DNS address; with restrict=on it answers nothing, but
+    # containers copy this file and expect a nameserver line.
+    echo 'nameserver 10.0.2.3' >"$root/etc/resolv.conf"
+    mkdir -p "$root/var/lib/docker" "$root/dev" "$root/proc" "$root/sys" "$root/run" "$root/tmp"
+    # The kernel opens /dev/console for PID 1 before any devtmpfs exists.
+    rm -f "$root/dev/console" "$root/dev/null"
+    mknod -m 600 "$root/dev/console" c 5 1
+    mknod -m 666 "$root/dev/null" c 1 3
+
+    log "packing the initramfs"
+    # zstd: the kernel decompresses it fast even under TCG (see docs/sim.md).
+    (cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z \
+        | cpio --null --create --format=newc --quiet --reproducible) \
+        | zstd -q -T0 -19 -o "$stage/out/initramfs.img"
+    printf 'KVER=%s\nDEBVER=%s\nKERNEL_REF=%s\nBUILD_REF=%s\n' "$KVER" "$DEBVER" "$KERNEL_REF" "$BUILD_REF" \
+        >"$stage/out/vm.env"
+    rm -rf --one-file-system "$root"
+    mv "$stage/out" "$out"
+    log "VM cached in $(since "$t0"): $out (initramfs $(du -h "$out/initramfs.img" | cut -f1))"
+}
+
+ensure_vm() {  # sets VM to the cached VM dir for the current kit
+    VM="$(vm_dir)"
+    [[ -f $VM/initramfs.img && -f $VM/vmlinuz ]] && return
+    mkdir -p "$CACHE"
+    exec 8>"$CACHE/.lock"
+    flock 8 || die "cannot lock $CACHE/.lock"
+    if [[ ! -f $VM/initramfs.img ]]; then
+        build_vm "$VM"
+        # Older VMs of this cache are no longer wanted (a running qemu has
+        # read its files already).
+        find "$CACHE" -mindepth 1 -maxdepth 1 -type d -name 'vm-*' ! -path "$VM" \
+            -exec rm -rf {} +
+    fi
+    exec 8>&-
+}
+
+# ------------------------------------------------------------------- the VM
+qemu_pid() {  # pid of the qemu this state dir started, if it still runs
+    local pid
+    [[ -f $PIDFILE ]] || return 1
+    pid="$(tr -dc '0-9' <"$PIDFILE")"
+    [[ -n $pid ]] || return 1
+    # Guard against pid reuse: only a process whose command line names our
+    # pid file is ours.
+    [[ -r /proc/$pid/cmdline ]] && tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qxF "$PIDFILE" || return 1
+    printf '%s\n' "$pid"
+}
+current_host() { [[ -f $HOST_FILE ]] && sed -n 's/^DOCKER_HOST=//p' "$HOST_FILE"; }
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+monitor() {  # send one command to the qemu human monitor
+    python3 - "$MONITOR" "$1" <<'EOF'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+time.sleep(0.5)
+s.close()
+EOF
+}
+
+ensure_disk() {
+    [[ -f $DISK ]] && return
+    local t
+    tmp_for t "$DISK"
+    log "creating the /var/lib/docker disk ($DISK_SIZE, sparse)"
+    truncate -s "$DISK_SIZE" "$t"
+    mkfs.ext4 -q -F -L dmb-sim-docker -m 0 -E lazy_itable_init=1,lazy_journal_init=1 "$t" >&2
+    mv -f "$t" "$DISK"
+}
+
+start_qemu() {
+    local port tries=0 rc
+    [[ -f $CONSOLE ]] && mv -f "$CONSOLE" "$CONSOLE.1"
+    rm -f "$PIDFILE" "$MONITOR" "$HOST_FILE"
+    while :; do
+        port="$(free_port)"
+        # -accel tcg: /dev/kvm exists here but a KVM guest hangs at boot.
+        # restrict=on: the guest reaches nothing; hostfwd is the only way in.
+        rc=0
+        qemu-system-x86_64 \
+            -name dmb-sim -accel tcg,thread=multi -machine pc -cpu max \
+            -smp "$CPUS" -m "$MEMORY" \
+            -kernel "$VM/vmlinuz" -initrd "$VM/initramfs.img" -append "$(kernel_cmdline)" \
+            -drive "file=$DISK,format=raw,if=virtio,cache=writeback,discard=unmap" \
+            -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:2375" \
+            -device virtio-net-pci,netdev=net0 \
+            -display none -vga none -serial "file:$CONSOLE" \
+            -monitor "unix:$MONITOR,server,nowait" \
+            -no-reboot -daemonize -pidfile "$PIDFILE" \
+            >>"$QEMU_LOG" 2>&1 || rc=$?
+        ((rc == 0)) && break
+        # Another process may have taken the port between free_port and
+        # qemu's bind; try another, but not forever.
+        if ((++tries >= 3)) || ! tail -5 "$QEMU_LOG" | grep -q 'hostfwd\|host forwarding'; then
+            tail -20 "$QEMU_LOG" >&2
+            die "qemu failed to start (log: $QEMU_LOG)"
+        fi
+    done
+    VM_HOST="tcp://127.0.0.1:$port"
+    printf '%s\n' "$VM" >"$VM_FILE"
+    # Remember every address we hand out, see "engines" above.
+    printf '%s\n' "$VM_HOST" >>"$STATE/hosts-seen"
+    log "qemu started (pid $(cat "$PIDFILE")), engine will be at $VM_HOST"
+}
+
+wait_engine() {
+    local t0 deadline kver pid
+    t0="$(now)"
+    deadline=$((SECONDS + BOOT_TIMEOUT))
+    while :; do
+        kver="$(vm_answers || true)"
+        [[ -n $kver ]] && break
+        pid="$(qemu_pid || true)"
+        if [[ -z $pid ]]; then
+            log "qemu exited during boot; console:"
+            tail -40 "$CONSOLE" >&2 || true
+            die "the VM did not come up"
+        fi
+        if ((SECONDS >= deadline)); then
+            log "no engine answers at $VM_HOST after ${BOOT_TIMEOUT}s; console:"
+            tail -40 "$CONSOLE" >&2 || true
+            stop_vm
+            die "the VM's engine did not answer within ${BOOT_TIMEOUT}s (console log: $CONSOLE)"
+        fi
+        sleep 1
+    done
+    [[ $kver == "$KVER" ]] || log "warning: the VM runs kernel $kver, the kit's is $KVER"
+    log "engine answers after $(since "$t0") (kernel $kver)"
+}
+
+# Loads into the VM engine those of the kit's images it lacks (or has in
+# another version), from the host engine: docker save | docker load over the
+# forwarded port, no registry.  They live on the VM's disk afterwards.
+preload_images() {
+    local ref hid vid missing=() old=() t0
+    for ref in "$BUILD_REF" "$KERNEL_REF" "$BUSYBOX_REF"; do
+        hid="$(host_docker image inspect -f '{{.Id}}' "$ref")" || die "the host engine has no $ref"
+        vid="$(vm_docker image inspect -f '{{.Id}}' "$ref" 2>/dev/null || true)"
+        [[ $hid == "$vid" ]] && continue
+        missing+=("$ref")
+        [[ -z $vid ]] || old+=("$vid")
+    done
+    ((${#missing[@]})) || { log "the VM engine has the kit's images"; return 0; }
+    log "loading ${missing[*]} into the VM engine ..."
+    t0="$(now)"
+    host_docker save "${missing[@]}" | vm_docker load -q >&2 || die "docker save | docker load into the VM failed"
+    log "images loaded in $(since "$t0")"
+    # Older versions under the same names would dangle now.
+    ((${#old[@]} == 0)) || vm_docker image rm "${old[@]}" >/dev/null 2>&1 || true
+}
+
+stop_vm() {
+    local pid i
+    pid="$(qemu_pid)" || { rm -f "$PIDFILE" "$HOST_FILE" "$MONITOR"; return 0; }
+    # Ctrl-Alt-Del makes the VM's init stop dockerd, unmount the disk
+    # and power off; qemu then exits by itself.
+    log "stopping the VM (pid $pid)"
+    if monitor 'sendkey ctrl-alt-delete' 2>/dev/null; then
+        for ((i = 0; i < 600; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    if kill -0 "$pid" 2>/dev/null; then
+        log "no clean power-off within 60 s; quitting qemu"
+        monitor quit 2>/dev/null || kill "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    fi
+    grep -q 'dmb-sim-init: /var/lib/docker unmounted' "$CONSOLE" 2>/dev/null \
+        || log "warning: the disk was not unmounted cleanly (fsck runs at the next boot)"
+    rm -f "$PIDFILE" "$HOST_FILE" "$MONITOR"
+    log "stopped"
+}
+
+# ------------------------------------------------------------------ commands
+lock_state() {
+    mkdir -p "$STATE"
+    exec 9>"$STATE/.lock"
+    flock 9 || die "cannot lock $STATE/.lock"
+}
+
+check_tools() {
+    local t
+    for t in qemu-system-x86_64 cpio zstd mkfs.ext4 python3 dpkg-deb; do
+        command -v "$t" >/dev/null || die "$t is not installed (scripts/setup.sh installs it)"
+    done
+}
+
+cmd_up() {
+    local t0 pid
+    t0="$(now)"
+    check_tools
+    lock_state
+    load_kit
+    ensure_busybox_image
+    if pid="$(qemu_pid)" && VM_HOST="$(current_host)" && [[ -n $VM_HOST ]]; then
+        log "already running (pid $pid) at $VM_HOST"
+        VM="$(cat "$VM_FILE" 2>/dev/null || true)"
+        [[ $VM == "$(vm_dir)" ]] || log "warning: it runs an older VM build; 'restart' boots the current one"
+        wait_engine
+    else
+        ensure_vm
+        ensure_disk
+        start_qemu
+        wait_engine
+    fi
+    preload_images
+    write_atomic "$HOST_FILE" "DOCKER_HOST=$VM_HOST"
+    log "up in $(since "$t0")"
+    printf 'DOCKER_HOST=%s\n' "$VM_HOST" >&3
+}
+
+cmd_down() {
+    lock_state
+    stop_vm
+}
+
+cmd_status() {
+    local pid host kver
+    [[ -d $STATE ]] || { echo "stopped (state: $STATE)" >&3; return 3; }
+    if ! pid="$(qemu_pid)"; then
+        echo "stopped (state: $STATE)" >&3
+        return 3
+    fi
+    host="$(current_host || true)"
+    if [[ -z $host ]]; then
+        # `up` writes the DOCKER_HOST file only once the engine answered.
+        VM_HOST="tcp://127.0.0.1:$(sed -n 's|.*hostfwd=tcp:127.0.0.1:\([0-9]*\)-.*|\1|p' <(tr '\0' '\n' <"/proc/$pid/cmdline"))"
+    else
+        VM_HOST=$host
+    fi
+    kver="$(vm_answers || true)"
+    {
+        if [[ -n $kver ]]; then
+            echo "running (pid $pid), engine answers, kernel $kver"
+        else
+            echo "running (pid $pid), engine does not answer (yet?)"
+        fi
+        echo "DOCKER_HOST=$VM_HOST"
+        echo "state: $STATE (console log: $CONSOLE)"
+    } >&3
+    [[ -n $kver ]] || return 1
+}
+
+cmd_prepare() {
+    check_tools
+    load_kit
+    ensure_busybox_image
+    ensure_vm
+    log "ready: $VM"
+}
+
+usage() {
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
+    exit 2
+}
+
+case ${1:-} in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    restart) cmd_down; cmd_up ;;
+    status) cmd_status ;;
+    prepare) cmd_prepare ;;
+    -h | --help | help) usage ;;
+    *) usage ;;
+esac
