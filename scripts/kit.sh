@@ -19,6 +19,8 @@
 #   DMB_KIT_CACHE    cache dir (default: ${XDG_CACHE_HOME:-$HOME/.cache}/dmb-kit)
 #   DMB_KIT_SERIES   force the kernel series (e.g. 6.1) instead of detecting it
 #   DMB_KIT_MIRROR   force the debootstrap mirror instead of reading apt sources
+#   (with --other-headers: print the directory of the header tree of another
+#   Debian kernel release, downloading it once; tests check against it)
 #   DMB_KIT_REFRESH  =1: forget the pinned kernel choice in kit.env and pick the
 #                    newest one the archive offers now
 #
@@ -374,7 +376,48 @@ ensure_kernel() {
 }
 
 # ---------------------------------------------------------------------- main
+# --other-headers: the header tree (.config, Module.symvers, include/...)
+# of ANOTHER Debian kernel release than the kit's, for tests that check a
+# module against the wrong kernel. Prints its directory. Only the arch
+# package is needed: the files a check reads are all in it.
+other_headers() {
+    local dir="$CACHE/other-headers" a v deb x
+    if [[ -f $dir/release ]]; then
+        printf '%s\n' "$dir/usr/src/linux-headers-$(cat "$dir/release")" >&3
+        return 0
+    fi
+    load_env || die "run scripts/kit.sh first"
+    ensure_apt_lists
+    local sre="${SERIES//./\\.}"
+    while read -r a; do
+        [[ $a == "$ABI" ]] && continue
+        v="$(madison_versions "linux-headers-$a-$ARCH" | head -n 1)"
+        [[ -n $v ]] || continue
+        mktemp_dir x other
+        (cd "$x" && apt-get download "linux-headers-$a-$ARCH=$v" >&2) || continue
+        deb="$(ls "$x"/*.deb)"
+        dpkg-deb -x "$deb" "$x/tree"
+        [[ -f $x/tree/usr/src/linux-headers-$a-$ARCH/Module.symvers ]] || continue
+        printf '%s\n' "$a-$ARCH" >"$x/tree/release"
+        rm -rf "$dir"
+        mv "$x/tree" "$dir"
+        log "other headers: $a-$ARCH from Debian $v"
+        printf '%s\n' "$dir/usr/src/linux-headers-$a-$ARCH" >&3
+        return 0
+    done < <(apt-cache search --names-only "^linux-headers-${sre}\.[^-]+(-[0-9]+)?-${ARCH}\$" \
+        | awk -v arch="$ARCH" '{ n = $1; sub(/^linux-headers-/, "", n); sub("-" arch "$", "", n); print n }' \
+        | sort -V -r)
+    die "no other linux-headers-${SERIES}*-${ARCH} in the archive"
+}
+
 main() {
+    if [[ ${1:-} == --other-headers ]]; then
+        mkdir -p "$CACHE"
+        exec 9>"$CACHE/.lock"
+        flock 9 || die "cannot lock $CACHE/.lock"
+        other_headers
+        return 0
+    fi
     local t0; t0="$(now)"
     mkdir -p "$CACHE"
     exec 9>"$CACHE/.lock"

@@ -59,4 +59,7 @@ if ! "$docker" info >/dev/null 2>&1; then
   "$docker" info >/dev/null 2>&1 || { log "dockerd did not answer within 60 s"; exit 1; }
 fi
 
+bash "$here/kit.sh" >/dev/null
+# A header tree of another kernel release, for the tests of `dmb check`.
+bash "$here/kit.sh" --other-headers >/dev/null
 exec bash "$here/kit.sh"

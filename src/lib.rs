@@ -7,6 +7,7 @@
 //! [`cli`] is the command-line edge.
 
 pub mod build;
+pub mod check;
 pub mod cli;
 pub mod engine;
 pub mod interrupt;

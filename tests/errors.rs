@@ -363,3 +363,32 @@ fn a_builder_image_without_a_shell() {
         &["cannot run /bin/sh in it"],
     );
 }
+
+#[test]
+fn a_built_module_that_would_not_load_fails_the_build() {
+    fails_with(
+        BUILDKIT,
+        &["build", "tests/modules/unresolved", "-q"],
+        &[],
+        50,
+        &[
+            "1 of the built modules will not load",
+            "unresolved.ko (unresolved): will NOT load",
+            "symbol dmb_exported_by_nobody is exported by neither the kernel nor the given modules",
+        ],
+    );
+    let _engine = engine_lock();
+    let image = TestImage::new("unchecked");
+    let out = dmb(BUILDKIT)
+        .args([
+            "build",
+            "tests/modules/unresolved",
+            "-q",
+            "--no-check",
+            "--module-ref",
+            image.name(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}

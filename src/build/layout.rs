@@ -140,6 +140,15 @@ mod tests {
             info: ModInfo {
                 fields: vec![("depends".into(), depends.into())],
             },
+            elf: crate::ko::ElfKind {
+                class: 64,
+                machine: crate::ko::machine::X86_64,
+                little_endian: true,
+            },
+            versions: vec![],
+            undefined: vec![],
+            exports: vec![],
+            signature: None,
         }
     }
 

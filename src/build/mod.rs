@@ -15,13 +15,13 @@ pub mod dockerfile;
 pub mod layout;
 pub mod scripts;
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::engine::{BuildOutput, BuildRequest, Engine, EngineError, RunRequest, SESSION_LABEL};
+use crate::engine::{BuildOutput, BuildRequest, Engine, EngineError, RunRequest, Session};
 use crate::interrupt;
+use crate::kernel::image::{facts_from_image, ImageFactsError};
 use crate::kernel::{self, KernelImageError};
 use crate::ko::{KoError, Module};
 use crate::toolchain::{self, Toolchain, ToolchainError};
@@ -45,6 +45,8 @@ pub struct BuildOptions {
     /// Whether make may reach the network (off by default: module builds are
     /// hermetic; a toolchain install always may).
     pub network: bool,
+    /// Check that the built modules will load into the kernel.
+    pub check: bool,
 }
 
 /// What a successful build produced.
@@ -99,6 +101,10 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    KernelFacts(#[from] ImageFactsError),
+    #[error("{} of the built modules will not load into {}", report.modules.iter().filter(|v| !v.fits).count(), report.kernel_release)]
+    WillNotLoad { report: crate::check::Report },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -168,51 +174,6 @@ pub fn buildenv_key(build_id: &str, kernel_id: &str) -> String {
         .collect()
 }
 
-/// One run's identity and what it must clean up.
-struct Session {
-    id: String,
-    images: RefCell<Vec<String>>,
-    buildenv_keys: RefCell<Vec<String>>,
-}
-
-impl Session {
-    fn new() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        Session {
-            id: format!("{:x}{:08x}", std::process::id(), nanos),
-            images: RefCell::default(),
-            buildenv_keys: RefCell::default(),
-        }
-    }
-
-    fn name(&self, what: &str) -> String {
-        format!("dmb-{}-{what}", self.id)
-    }
-
-    /// Removes what this run created and did not hand over. Errors are
-    /// reported, not raised: cleanup must not hide the build's own error.
-    fn cleanup(&self, engine: &dyn Engine, progress: &mut dyn Progress) {
-        let mut attempt = |r: Result<(), EngineError>| {
-            if let Err(e) = r {
-                progress.step(&format!("cleanup: {e}"));
-            }
-        };
-        attempt(engine.remove_session_containers(&self.id));
-        for image in self.images.borrow_mut().drain(..) {
-            if let Ok(Some(_)) = engine.image_id(&image) {
-                attempt(engine.remove_image(&image));
-            }
-        }
-        attempt(engine.prune_dangling(SESSION_LABEL, &self.id));
-        for key in self.buildenv_keys.borrow().iter() {
-            attempt(engine.prune_dangling(dockerfile::BUILDENV_LABEL, key));
-        }
-    }
-}
-
 /// Runs a whole build; on any outcome, removes what it created.
 pub fn run(
     engine: &dyn Engine,
@@ -222,7 +183,7 @@ pub fn run(
     check_module_dir(&opts.module_dir)?;
     let session = Session::new();
     let result = run_in_session(engine, opts, &session, progress);
-    session.cleanup(engine, progress);
+    session.cleanup(engine, &mut |message| progress.step(message));
     result
 }
 
@@ -273,7 +234,7 @@ fn run_in_session(
     let listing = engine.run(&RunRequest {
         image: buildenv.clone(),
         name: session.name("trees"),
-        session: session.id.clone(),
+        session: session.id().to_string(),
         script: kernel::TREE_LISTING_SCRIPT,
     })?;
     let trees = kernel::parse_tree_listing(&listing.stdout);
@@ -298,11 +259,20 @@ fn run_in_session(
     for name in &files.ko {
         let bytes = std::fs::read(files.ko_dir.join(name))
             .map_err(BuildError::io(format!("reading {name}")))?;
-        let module = Module::read(name, &bytes).map_err(|source| BuildError::BadModule {
+        let module = Module::read(name, bytes).map_err(|source| BuildError::BadModule {
             file: name.clone(),
             source,
         })?;
         modules.push(module);
+    }
+
+    if opts.check {
+        progress.step(&format!("checking that they will load into {release}"));
+        let facts = facts_from_image(engine, session, kernel_ref, Some(&release))?;
+        let report = crate::check::check(&facts, &modules, &[]);
+        if !report.all_fit() {
+            return Err(BuildError::WillNotLoad { report });
+        }
     }
 
     progress.step(&format!(
@@ -359,7 +329,7 @@ fn prepare_buildenv(
 ) -> Result<(), BuildError> {
     progress.step(&format!("checking kernel image {kernel_ref}"));
     let probe = session.name("kernel");
-    engine.create(kernel_ref, &probe, &session.id)?;
+    engine.create(kernel_ref, &probe, session.id())?;
     for file in kernel::REQUIRED_FILES {
         if engine.file_size(&probe, file)?.is_none() {
             return Err(KernelImageError::MissingFile {
@@ -369,14 +339,14 @@ fn prepare_buildenv(
             .into());
         }
     }
-    engine.remove_session_containers(&session.id)?;
+    engine.remove_session_containers(session.id())?;
 
     progress.step(&format!("checking the toolchain of {build_ref}"));
     let found = engine
         .run(&RunRequest {
             image: build_ref.to_string(),
             name: session.name("probe"),
-            session: session.id.clone(),
+            session: session.id().to_string(),
             script: toolchain::PROBE_SCRIPT,
         })
         .map_err(|e| match e {
@@ -408,7 +378,7 @@ fn prepare_buildenv(
         dockerfile::buildenv(build_ref, kernel_ref, key, install),
     )
     .map_err(BuildError::io("writing the Dockerfile"))?;
-    session.buildenv_keys.borrow_mut().push(key.to_string());
+    session.track_dangling(dockerfile::BUILDENV_LABEL, key);
     let done = engine.build(
         &BuildRequest {
             context: context.path().to_path_buf(),
@@ -450,7 +420,7 @@ fn build_modules(
     let dockerfile = context.join("Dockerfile");
     std::fs::write(
         &dockerfile,
-        dockerfile::build(buildenv, &session.id, release, export),
+        dockerfile::build(buildenv, session.id(), release, export),
     )
     .map_err(BuildError::io("writing the Dockerfile"))?;
 
@@ -458,8 +428,8 @@ fn build_modules(
     let output = if export {
         BuildOutput::Directory(out.clone())
     } else {
-        let tag = format!("dmb-build:{}", session.id);
-        session.images.borrow_mut().push(tag.clone());
+        let tag = format!("dmb-build:{}", session.id());
+        session.track_image(&tag);
         BuildOutput::Image(tag)
     };
     progress.step(&format!(
@@ -508,12 +478,12 @@ fn build_modules(
         std::fs::create_dir_all(&depmod_dir)
             .map_err(BuildError::io("creating a temporary directory"))?;
         let container = session.name("out");
-        engine.create(tag, &container, &session.id)?;
+        engine.create(tag, &container, session.id())?;
         engine.copy_files_out(&container, "/dmb-out/ko", &ko_dir)?;
         engine.copy_files_out(&container, "/dmb-out/depmod", &depmod_dir)?;
-        engine.remove_session_containers(&session.id)?;
+        engine.remove_session_containers(session.id())?;
         engine.remove_image(tag)?;
-        session.images.borrow_mut().retain(|t| t != tag);
+        session.forget_image(tag);
     }
     let mut ko: Vec<String> = std::fs::read_dir(&ko_dir)
         .map_err(BuildError::io("reading the built modules"))?

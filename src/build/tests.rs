@@ -178,6 +178,16 @@ impl Engine for Fake {
         Ok(vec![])
     }
 
+    fn with_file(
+        &self,
+        _: &str,
+        path: &str,
+        _: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<(), String>,
+    ) -> Result<bool, EngineError> {
+        self.call(format!("read {path}"));
+        Ok(false)
+    }
+
     fn remove_session_containers(&self, _: &str) -> Result<(), EngineError> {
         self.call("rm session containers".into());
         Ok(())
@@ -210,6 +220,7 @@ fn options(module_dir: &Path) -> BuildOptions {
         kver: None,
         output: None,
         network: false,
+        check: false,
     }
 }
 

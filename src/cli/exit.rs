@@ -1,7 +1,9 @@
 //! Exit codes and hints. The codes are a contract, listed in the README.
 
 use crate::build::BuildError;
+use crate::check::sources::SourceError;
 use crate::engine::EngineError;
+use crate::kernel::image::ImageFactsError;
 use crate::kernel::KernelImageError;
 
 pub const UNEXPECTED: i32 = 1;
@@ -21,7 +23,101 @@ pub const NO_BUILDKIT: i32 = 31;
 pub const MAKE_FAILED: i32 = 40;
 pub const NO_MODULES: i32 = 41;
 pub const BAD_MODULES: i32 = 42;
+pub const WILL_NOT_LOAD: i32 = 50;
+pub const MODULE_UNREADABLE: i32 = 51;
+pub const KERNEL_FACTS: i32 = 52;
+pub const INPUT_NOT_FOUND: i32 = 53;
 pub const INTERRUPTED: i32 = 130;
+
+fn kernel_image_code(k: &KernelImageError) -> i32 {
+    match k {
+        KernelImageError::NotGiven => KERNEL_REF_NOT_GIVEN,
+        KernelImageError::NotFound { .. } => KERNEL_REF_NOT_FOUND,
+        KernelImageError::MissingFile { .. }
+        | KernelImageError::NoHeaderTree { .. }
+        | KernelImageError::IncompleteTree { .. }
+        | KernelImageError::BadRelease { .. } => KERNEL_LAYOUT,
+        KernelImageError::ReleaseNotInImage { .. } => KVER_NOT_IN_IMAGE,
+        KernelImageError::AmbiguousRelease { .. } => KVER_AMBIGUOUS,
+    }
+}
+
+fn engine_code(e: &EngineError) -> i32 {
+    match e {
+        EngineError::CliNotFound { .. } | EngineError::Unreachable { .. } => ENGINE_UNREACHABLE,
+        EngineError::NoBuildKit => NO_BUILDKIT,
+        EngineError::Interrupted => INTERRUPTED,
+        EngineError::Command { .. } | EngineError::Stream { .. } => UNEXPECTED,
+    }
+}
+
+fn image_facts_code(e: &ImageFactsError) -> i32 {
+    match e {
+        ImageFactsError::Kernel(k) => kernel_image_code(k),
+        ImageFactsError::Facts { .. } => KERNEL_FACTS,
+        ImageFactsError::Engine(e) => engine_code(e),
+    }
+}
+
+fn kernel_image_hint(k: &KernelImageError) -> Option<String> {
+    Some(match k {
+        KernelImageError::NotGiven => {
+            "give the kernel image with --kernel-ref IMAGE or KERNEL_REF=IMAGE (for Docker Desktop: the `kernel.image` of /etc/linuxkit.yml in its VM)".into()
+        }
+        KernelImageError::NotFound { reference } => format!(
+            "`docker pull {reference}` (or build it) first; dmb uses images already in the engine"
+        ),
+        KernelImageError::MissingFile { .. }
+        | KernelImageError::NoHeaderTree { .. }
+        | KernelImageError::IncompleteTree { .. } => {
+            "a kernel image needs /kernel-dev.tar (usr/src/linux-headers-<kver>/ with .config, Makefile, Module.symvers) and /kernel.tar, as linuxkit/kernel images have".into()
+        }
+        KernelImageError::ReleaseNotInImage { .. } | KernelImageError::AmbiguousRelease { .. } => {
+            "choose one of the image's releases with --kver".into()
+        }
+        KernelImageError::BadRelease { .. } => return None,
+    })
+}
+
+fn engine_hint(e: &EngineError) -> Option<String> {
+    Some(match e {
+        EngineError::CliNotFound { .. } => "install the docker CLI, or point DMB_DOCKER at it".into(),
+        EngineError::Unreachable { .. } => {
+            "start Docker Desktop (or `dockerd`), or set DOCKER_HOST (or a docker context) to an engine that runs".into()
+        }
+        EngineError::NoBuildKit => "install the buildx plugin, or use --builder legacy".into(),
+        _ => return None,
+    })
+}
+
+/// Exit code and hint of `dmb inspect` and `dmb check` failures.
+pub fn source_code_and_hint(e: &SourceError) -> (i32, Option<String>) {
+    match e {
+        SourceError::Unreadable { .. } => (
+            MODULE_UNREADABLE,
+            Some("only kernel modules (.ko, .ko.gz, .ko.xz, .ko.zst) can be read".into()),
+        ),
+        SourceError::NoModules { .. } => (MODULE_UNREADABLE, None),
+        SourceError::NotFound { .. } => (
+            INPUT_NOT_FOUND,
+            Some("give module files, directories of them, or an image in the engine".into()),
+        ),
+        SourceError::KernelDir { .. } => (
+            KERNEL_FACTS,
+            Some("--kernel-dir wants a header tree: .config, Module.symvers, include/generated/utsrelease.h".into()),
+        ),
+        SourceError::KernelImage(k) => (
+            image_facts_code(k),
+            match k {
+                ImageFactsError::Kernel(k) => kernel_image_hint(k),
+                ImageFactsError::Engine(e) => engine_hint(e),
+                ImageFactsError::Facts { .. } => None,
+            },
+        ),
+        SourceError::Engine(e) => (engine_code(e), engine_hint(e)),
+        SourceError::Io { .. } => (UNEXPECTED, None),
+    }
+}
 
 pub fn exit_code(e: &BuildError) -> i32 {
     use BuildError::*;
@@ -31,27 +127,15 @@ pub fn exit_code(e: &BuildError) -> i32 {
         BuildRefNotGiven => BUILD_REF_NOT_GIVEN,
         BuildRefNotFound { .. } => BUILD_REF_NOT_FOUND,
         InvalidReference { .. } => BAD_REFERENCE,
-        Kernel(k) => match k {
-            KernelImageError::NotGiven => KERNEL_REF_NOT_GIVEN,
-            KernelImageError::NotFound { .. } => KERNEL_REF_NOT_FOUND,
-            KernelImageError::MissingFile { .. }
-            | KernelImageError::NoHeaderTree { .. }
-            | KernelImageError::IncompleteTree { .. }
-            | KernelImageError::BadRelease { .. } => KERNEL_LAYOUT,
-            KernelImageError::ReleaseNotInImage { .. } => KVER_NOT_IN_IMAGE,
-            KernelImageError::AmbiguousRelease { .. } => KVER_AMBIGUOUS,
-        },
+        Kernel(k) => kernel_image_code(k),
+        KernelFacts(e) => image_facts_code(e),
+        WillNotLoad { .. } => WILL_NOT_LOAD,
         Toolchain { .. } | BuildEnvFailed { .. } => TOOLCHAIN,
         MakeFailed { .. } => MAKE_FAILED,
         NoModules => NO_MODULES,
         DuplicateModule { .. } | BadModule { .. } => BAD_MODULES,
         BuildFailed { .. } | Io { .. } => UNEXPECTED,
-        Engine(e) => match e {
-            EngineError::CliNotFound { .. } | EngineError::Unreachable { .. } => ENGINE_UNREACHABLE,
-            EngineError::NoBuildKit => NO_BUILDKIT,
-            EngineError::Interrupted => INTERRUPTED,
-            EngineError::Command { .. } | EngineError::Stream { .. } => UNEXPECTED,
-        },
+        Engine(e) => engine_code(e),
     }
 }
 
@@ -72,23 +156,8 @@ pub fn hint(e: &BuildError) -> Option<String> {
             "`docker pull {reference}` (or build it) first; dmb uses images already in the engine"
         ),
         InvalidReference { .. } => "image references are NAME[:TAG] or NAME@DIGEST".into(),
-        Kernel(k) => match k {
-            KernelImageError::NotGiven => {
-                "give the kernel image with --kernel-ref IMAGE or KERNEL_REF=IMAGE (for Docker Desktop: the `kernel.image` of /etc/linuxkit.yml in its VM)".into()
-            }
-            KernelImageError::NotFound { reference } => format!(
-                "`docker pull {reference}` (or build it) first; dmb uses images already in the engine"
-            ),
-            KernelImageError::MissingFile { .. }
-            | KernelImageError::NoHeaderTree { .. }
-            | KernelImageError::IncompleteTree { .. } => {
-                "a kernel image needs /kernel-dev.tar (usr/src/linux-headers-<kver>/ with .config, Makefile, Module.symvers) and /kernel.tar, as linuxkit/kernel images have".into()
-            }
-            KernelImageError::ReleaseNotInImage { .. } | KernelImageError::AmbiguousRelease { .. } => {
-                "choose one of the image's releases with --kver".into()
-            }
-            KernelImageError::BadRelease { .. } => return None,
-        },
+        Kernel(k) => return kernel_image_hint(k),
+        WillNotLoad { .. } => "rebuild against the kernel the module is for; `dmb build --no-check` skips this check".into(),
         Toolchain { .. } => {
             "use a builder image with make and gcc, or one with apk, apt-get or dnf so dmb can install them".into()
         }
@@ -100,16 +169,7 @@ pub fn hint(e: &BuildError) -> Option<String> {
             "the Makefile's default target must build the module, e.g. `$(MAKE) -C $(KDIR) M=$(PWD) modules`".into()
         }
         DuplicateModule { .. } => "rename one of the modules (obj-m names)".into(),
-        Engine(EngineError::CliNotFound { .. }) => {
-            "install the docker CLI, or point DMB_DOCKER at it".into()
-        }
-        Engine(EngineError::Unreachable { .. }) => {
-            "start Docker Desktop (or `dockerd`), or set DOCKER_HOST (or a docker context) to an engine that runs".into()
-        }
-        Engine(EngineError::NoBuildKit) => {
-            "install the buildx plugin, or use --builder legacy".into()
-        }
-        Engine(EngineError::Interrupted) => return None,
+        Engine(e) => return engine_hint(e),
         _ => return None,
     })
 }

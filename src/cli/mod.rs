@@ -1,6 +1,7 @@
 //! The command line: arguments, human output, exit codes.
 
 mod exit;
+mod modules;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::build::{self, BuildOptions, Progress};
-use crate::engine::{BuilderChoice, DockerCli};
+use crate::engine::{BuilderChoice, DockerCli, EngineError};
 
 pub use exit::{exit_code, hint};
 
@@ -35,6 +36,10 @@ pub struct Cli {
 pub enum Command {
     /// Build the modules of MODULE_DIR for a kernel image, package them as an image.
     Build(BuildArgs),
+    /// Show what kernel modules are made of (FILE: .ko[.gz|.xz|.zst] or a MODULE_REF image).
+    Inspect(modules::InspectArgs),
+    /// Tell whether modules will load into a kernel, and why not.
+    Check(modules::CheckArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +75,10 @@ pub struct BuildArgs {
     /// Let make reach the network (build steps have none by default).
     #[arg(long)]
     pub network: bool,
+
+    /// Do not check that the built modules will load into the kernel.
+    #[arg(long)]
+    pub no_check: bool,
 
     /// Do not stream the build log (errors are still shown).
     #[arg(short, long)]
@@ -107,17 +116,24 @@ pub fn main() -> i32 {
     if let Err(e) = crate::interrupt::install_handler() {
         eprintln!("dmb: warning: cannot catch Ctrl-C: {e}");
     }
-    match cli.command {
-        Command::Build(ref args) => match run_build(&cli, args) {
+    match &cli.command {
+        Command::Build(args) => match run_build(&cli, args) {
             Ok(()) => 0,
             Err(e) => report(&e),
         },
+        Command::Inspect(args) => modules::inspect(&cli, args),
+        Command::Check(args) => modules::check(&cli, args),
     }
+}
+
+/// Connects to the engine the way every command does.
+fn connect(cli: &Cli, builder: BuilderChoice) -> Result<DockerCli, EngineError> {
+    DockerCli::connect(&cli.docker, builder, cli.verbose)
 }
 
 fn run_build(cli: &Cli, args: &BuildArgs) -> Result<(), build::BuildError> {
     build::check_module_dir(&args.module_dir)?;
-    let engine = DockerCli::connect(&cli.docker, args.builder, cli.verbose)?;
+    let engine = connect(cli, args.builder)?;
     let opts = BuildOptions {
         module_dir: args.module_dir.clone(),
         build_ref: args.build_ref.clone(),
@@ -126,6 +142,7 @@ fn run_build(cli: &Cli, args: &BuildArgs) -> Result<(), build::BuildError> {
         kver: args.kver.clone(),
         output: args.output.clone(),
         network: args.network,
+        check: !args.no_check,
     };
     let mut terminal = Terminal { quiet: args.quiet };
     let outcome = build::run(&engine, &opts, &mut terminal)?;
@@ -143,7 +160,7 @@ fn run_build(cli: &Cli, args: &BuildArgs) -> Result<(), build::BuildError> {
         eprintln!("dmb: wrote {}", f.display());
     }
     eprintln!(
-        "dmb: built {} for {} into image {}",
+        "dmb: built {} for {} into image {}{}",
         outcome
             .modules
             .iter()
@@ -151,7 +168,12 @@ fn run_build(cli: &Cli, args: &BuildArgs) -> Result<(), build::BuildError> {
             .collect::<Vec<_>>()
             .join(" "),
         outcome.release,
-        outcome.module_ref
+        outcome.module_ref,
+        if opts.check {
+            " (checked: they will load)"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
@@ -177,6 +199,9 @@ fn report(e: &build::BuildError) -> i32 {
             for l in log {
                 eprintln!("  {l}");
             }
+        }
+        WillNotLoad { report } => {
+            let _ = modules::write_misfits(&mut std::io::stderr().lock(), report);
         }
         _ => {}
     }

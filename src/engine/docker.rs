@@ -328,6 +328,37 @@ impl Engine for DockerCli {
         }
     }
 
+    fn with_file(
+        &self,
+        container: &str,
+        path: &str,
+        read: &mut dyn FnMut(&mut dyn Read) -> Result<(), String>,
+    ) -> Result<bool, EngineError> {
+        let source = format!("{container}:{path}");
+        let inv = self.invocation().args(["cp", "--", &source, "-"]);
+        self.trace(&inv);
+        let (stream, stdout) = Streaming::spawn(&inv).map_err(|e| run_error(&inv, e))?;
+        let mut archive = tar::Archive::new(stdout);
+        let outcome = match archive.entries().ok().and_then(|mut e| e.next()) {
+            Some(Ok(mut entry)) if entry.header().entry_type().is_file() => Some(read(&mut entry)),
+            _ => None,
+        };
+        drop(archive);
+        let (status, stderr) = stream.finish(false).map_err(|e| run_error(&inv, e))?;
+        match outcome {
+            Some(Ok(())) => Ok(true),
+            Some(Err(detail)) => Err(EngineError::Stream {
+                command: inv.display(),
+                detail,
+            }),
+            None if status.success() || mentions_absence(&stderr) => Ok(false),
+            None => Err(EngineError::Command {
+                command: inv.display(),
+                detail: stderr.trim().to_string(),
+            }),
+        }
+    }
+
     fn copy_files_out(
         &self,
         container: &str,

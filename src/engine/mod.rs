@@ -5,11 +5,13 @@
 
 mod docker;
 pub mod process;
+mod session;
 
 use std::path::PathBuf;
 
 pub use docker::DockerCli;
 pub use process::Finished;
+pub use session::{LazyEngine, Session};
 
 /// Label that marks everything one dmb run creates, so that cleanup after a
 /// failure or Ctrl-C removes exactly that and nothing of anyone else's.
@@ -136,6 +138,15 @@ pub trait Engine {
         dir: &str,
         dest: &std::path::Path,
     ) -> Result<Vec<String>, EngineError>;
+
+    /// Streams a regular file out of a container to `read`; `Ok(false)` when
+    /// the path is not there.
+    fn with_file(
+        &self,
+        container: &str,
+        path: &str,
+        read: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<(), String>,
+    ) -> Result<bool, EngineError>;
 
     /// Removes (by force) every container carrying this session's label.
     fn remove_session_containers(&self, session: &str) -> Result<(), EngineError>;

@@ -5,7 +5,14 @@
 //! plus whatever that tree links into). dmb builds against the headers and
 //! needs nothing else from the image.
 
+pub mod config;
+pub mod facts;
+pub mod image;
+pub mod symvers;
+
 use std::collections::BTreeSet;
+
+pub use facts::{FactsError, KernelFacts};
 
 /// The headers archive; the only part of the image a build reads.
 pub const KERNEL_DEV_TAR: &str = "/kernel-dev.tar";

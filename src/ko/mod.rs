@@ -1,93 +1,169 @@
-//! Reading kernel modules (`.ko`): the `.modinfo` section, without external
-//! tools.
+//! Reading kernel modules (`.ko`, also `.ko.gz`/`.ko.xz`/`.ko.zst`) in pure
+//! Rust: `.modinfo`, imported symbol versions, undefined and exported
+//! symbols, the ELF class and machine, and an appended signature.
+//!
+//! Hostile input gives a [`KoError`], never a panic: sizes are checked
+//! against the file before anything is read, and decompression is bounded.
 
-use object::{Object, ObjectSection};
+mod compress;
+mod modinfo;
+mod signature;
+mod versions;
 
-/// The `key=value` records of a module's `.modinfo` section.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ModInfo {
-    pub fields: Vec<(String, String)>,
-}
+use std::path::Path;
 
-impl ModInfo {
-    /// Parses the raw section: NUL-separated `key=value` strings, with NUL
-    /// padding between them.
-    pub fn parse_section(data: &[u8]) -> Self {
-        let fields = data
-            .split(|b| *b == 0)
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| {
-                let text = String::from_utf8_lossy(s);
-                let (k, v) = text.split_once('=')?;
-                Some((k.to_string(), v.to_string()))
-            })
-            .collect();
-        ModInfo { fields }
-    }
+use object::{Object, ObjectSection, ObjectSymbol, SectionIndex, SymbolSection};
+use serde::Serialize;
 
-    /// The first value of a key.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
+pub use compress::MAX_MODULE_BYTES;
+pub use modinfo::{module_name, name_from_file, ModInfo, Parameter};
+pub use signature::Signature;
+pub use versions::SymbolVersion;
 
-    pub fn vermagic(&self) -> Option<&str> {
-        self.get("vermagic")
-    }
-
-    /// The modules this one needs loaded first.
-    pub fn depends(&self) -> Vec<String> {
-        self.get("depends")
-            .map(|d| {
-                d.split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(module_name)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-/// A module's name as the kernel knows it: dashes become underscores.
-pub fn module_name(name: &str) -> String {
-    name.replace('-', "_")
-}
-
-/// The name a module file gives its module when `.modinfo` has no `name`.
-pub fn name_from_file(file_name: &str) -> String {
-    let stem = file_name.split(".ko").next().unwrap_or(file_name);
-    module_name(stem)
-}
-
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum KoError {
     #[error("not an ELF object: {0}")]
     NotElf(String),
     #[error("no .modinfo section: not a kernel module")]
     NoModinfo,
-    #[error("the .modinfo section cannot be read: {0}")]
-    BadModinfo(String),
+    #[error("malformed module: {0}")]
+    Malformed(String),
+    #[error("cannot decompress: {0}")]
+    Compression(String),
+    #[error("larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("cannot read: {0}")]
+    Io(String),
 }
 
-/// A built module: its file name, its kernel name and its `.modinfo`.
+/// The ELF identity of a module: what kernel architecture it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ElfKind {
+    /// 32 or 64.
+    pub class: u8,
+    #[serde(serialize_with = "machine_name")]
+    pub machine: u16,
+    pub little_endian: bool,
+}
+
+/// ELF `e_machine` values dmb names.
+pub mod machine {
+    pub const I386: u16 = 3;
+    pub const ARM: u16 = 40;
+    pub const X86_64: u16 = 62;
+    pub const AARCH64: u16 = 183;
+    pub const RISCV: u16 = 243;
+    pub const PPC64: u16 = 21;
+    pub const S390: u16 = 22;
+
+    pub fn name(m: u16) -> String {
+        match m {
+            I386 => "i386".into(),
+            ARM => "arm".into(),
+            X86_64 => "x86_64".into(),
+            AARCH64 => "aarch64".into(),
+            RISCV => "riscv".into(),
+            PPC64 => "ppc64".into(),
+            S390 => "s390".into(),
+            other => format!("machine {other}"),
+        }
+    }
+}
+
+fn machine_name<S: serde::Serializer>(m: &u16, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&machine::name(*m))
+}
+
+pub(crate) fn hex_crc<S: serde::Serializer>(crc: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("0x{crc:08x}"))
+}
+
+/// A symbol the module exports, with its CRC when built with modversions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Export {
+    pub symbol: String,
+    #[serde(serialize_with = "opt_hex_crc")]
+    pub crc: Option<u32>,
+    pub gpl_only: bool,
+}
+
+fn opt_hex_crc<S: serde::Serializer>(crc: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+    match crc {
+        Some(c) => hex_crc(c, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// A kernel module as read from its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Module {
     pub file_name: String,
     pub name: String,
     pub info: ModInfo,
+    pub elf: ElfKind,
+    /// `__versions` and the extended form, in file order.
+    pub versions: Vec<SymbolVersion>,
+    pub undefined: Vec<String>,
+    pub exports: Vec<Export>,
+    pub signature: Option<Signature>,
 }
 
 impl Module {
+    /// Reads a module file, decompressing it if needed.
+    pub fn open(path: &Path) -> Result<Self, KoError> {
+        let file = std::fs::File::open(path).map_err(|e| KoError::Io(e.to_string()))?;
+        let len = file
+            .metadata()
+            .map_err(|e| KoError::Io(e.to_string()))?
+            .len();
+        if len > MAX_MODULE_BYTES {
+            return Err(KoError::TooLarge {
+                limit: MAX_MODULE_BYTES,
+            });
+        }
+        let raw = std::fs::read(path).map_err(|e| KoError::Io(e.to_string()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Module::read(&name, raw)
+    }
+
     /// Reads a module from the bytes of its file.
-    pub fn read(file_name: &str, bytes: &[u8]) -> Result<Self, KoError> {
-        let elf = object::File::parse(bytes).map_err(|e| KoError::NotElf(e.to_string()))?;
-        let section = elf.section_by_name(".modinfo").ok_or(KoError::NoModinfo)?;
-        let data = section
-            .data()
-            .map_err(|e| KoError::BadModinfo(e.to_string()))?;
-        let info = ModInfo::parse_section(data);
+    pub fn read(file_name: &str, raw: impl Into<Vec<u8>>) -> Result<Self, KoError> {
+        let bytes = compress::inflate(raw.into())?;
+        let (elf_bytes, signature) = signature::split(&bytes)?;
+        let elf = object::File::parse(elf_bytes).map_err(|e| KoError::NotElf(e.to_string()))?;
+        let kind = ElfKind {
+            class: if elf.is_64() { 64 } else { 32 },
+            machine: e_machine(elf_bytes),
+            little_endian: elf.is_little_endian(),
+        };
+        let section = |name: &str| -> Result<Option<&[u8]>, KoError> {
+            match elf.section_by_name(name) {
+                None => Ok(None),
+                Some(s) => s
+                    .data()
+                    .map(Some)
+                    .map_err(|e| KoError::Malformed(format!("section {name}: {e}"))),
+            }
+        };
+        let info = ModInfo::parse_section(section(".modinfo")?.ok_or(KoError::NoModinfo)?);
+        let mut versions = match section("__versions")? {
+            Some(data) => versions::parse_versions(data, kind.class == 64, kind.little_endian)?,
+            None => Vec::new(),
+        };
+        if let (Some(crcs), Some(names)) = (
+            section("__version_ext_crcs")?,
+            section("__version_ext_names")?,
+        ) {
+            versions.extend(versions::parse_ext_versions(
+                crcs,
+                names,
+                kind.little_endian,
+            )?);
+        }
+        let (undefined, exports) = symbols(&elf, kind.little_endian)?;
         let name = info
             .get("name")
             .map(module_name)
@@ -96,42 +172,145 @@ impl Module {
             file_name: file_name.to_string(),
             name,
             info,
+            elf: kind,
+            versions,
+            undefined,
+            exports,
+            signature,
         })
     }
 }
 
+/// `e_machine` sits at the same offset in both ELF classes; `object`
+/// already checked that the header is there.
+fn e_machine(elf: &[u8]) -> u16 {
+    let bytes = [elf[18], elf[19]];
+    if elf[5] == 2 {
+        u16::from_be_bytes(bytes)
+    } else {
+        u16::from_le_bytes(bytes)
+    }
+}
+
+/// Undefined symbols, and exports with their CRCs. An export is marked by a
+/// `__ksymtab_<name>` symbol; its CRC is `__crc_<name>`, an absolute symbol
+/// on older kernels, a 32-bit variable on newer ones.
+fn symbols(elf: &object::File, little_endian: bool) -> Result<(Vec<String>, Vec<Export>), KoError> {
+    let mut undefined = Vec::new();
+    let mut exports = Vec::new();
+    let mut crcs = std::collections::HashMap::new();
+    for sym in elf.symbols() {
+        let Ok(name) = sym.name() else { continue };
+        if name.is_empty() {
+            continue;
+        }
+        match sym.section() {
+            SymbolSection::Undefined => undefined.push(name.to_string()),
+            SymbolSection::Absolute => {
+                if let Some(export) = name.strip_prefix("__crc_") {
+                    crcs.insert(export.to_string(), sym.address() as u32);
+                }
+            }
+            SymbolSection::Section(index) => {
+                if let Some(export) = name.strip_prefix("__crc_") {
+                    if let Some(crc) = read_u32(elf, index, sym.address(), little_endian)? {
+                        crcs.insert(export.to_string(), crc);
+                    }
+                } else if let Some(export) = name.strip_prefix("__ksymtab_") {
+                    let gpl_only = elf
+                        .section_by_index(index)
+                        .ok()
+                        .and_then(|s| s.name().ok().map(|n| n.contains("_gpl")))
+                        .unwrap_or(false);
+                    exports.push(Export {
+                        symbol: export.to_string(),
+                        crc: None,
+                        gpl_only,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    for e in &mut exports {
+        e.crc = crcs.get(&e.symbol).copied();
+    }
+    undefined.sort();
+    undefined.dedup();
+    exports.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+    Ok((undefined, exports))
+}
+
+fn read_u32(
+    elf: &object::File,
+    index: SectionIndex,
+    offset: u64,
+    little_endian: bool,
+) -> Result<Option<u32>, KoError> {
+    let Ok(section) = elf.section_by_index(index) else {
+        return Ok(None);
+    };
+    // A NOBITS section (no file data) has no CRC to read.
+    let data = section.data().unwrap_or(&[]);
+    let Some(bytes) = usize::try_from(offset)
+        .ok()
+        .and_then(|o| data.get(o..o.checked_add(4)?))
+    else {
+        return Ok(None);
+    };
+    let bytes: [u8; 4] = bytes.try_into().expect("4 bytes");
+    Ok(Some(if little_endian {
+        u32::from_le_bytes(bytes)
+    } else {
+        u32::from_be_bytes(bytes)
+    }))
+}
+
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod tests;
 
-    #[test]
-    fn modinfo_records_split_on_nul_padding() {
-        let raw = b"license=GPL\0\0\0depends=libcrc32c,udp_tunnel\0name=sctp\0vermagic=6.1.0-56-amd64 SMP preempt mod_unload modversions \0";
-        let info = ModInfo::parse_section(raw);
-        assert_eq!(info.get("license"), Some("GPL"));
-        assert_eq!(info.depends(), ["libcrc32c", "udp_tunnel"]);
-        assert_eq!(
-            info.vermagic(),
-            Some("6.1.0-56-amd64 SMP preempt mod_unload modversions ")
-        );
-    }
+/// Signs a module as sign-file does, for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn signature_tests_sign(elf: &[u8]) -> Vec<u8> {
+    signature::tests::sign(elf, "dmb test key")
+}
 
-    #[test]
-    fn empty_depends_is_no_dependency() {
-        assert!(ModInfo::parse_section(b"depends=\0").depends().is_empty());
-    }
+/// What `dmb inspect` tells of a module (also its `--json` shape).
+#[derive(Debug, Serialize)]
+pub struct Inspection<'a> {
+    pub file: &'a str,
+    pub name: &'a str,
+    pub vermagic: Option<&'a str>,
+    pub depends: Vec<String>,
+    pub srcversion: Option<&'a str>,
+    pub license: Option<&'a str>,
+    pub parameters: Vec<Parameter>,
+    pub aliases: Vec<&'a str>,
+    pub elf: ElfKind,
+    pub versions: &'a [SymbolVersion],
+    pub undefined: &'a [String],
+    pub exports: &'a [Export],
+    pub signature: Option<&'a Signature>,
+    pub modinfo: &'a ModInfo,
+}
 
-    #[test]
-    fn file_names_give_kernel_names() {
-        assert_eq!(name_from_file("dm-crypt.ko"), "dm_crypt");
-        assert_eq!(name_from_file("hello.ko.xz"), "hello");
-    }
-
-    #[test]
-    fn garbage_is_not_a_module() {
-        assert!(matches!(
-            Module::read("x.ko", b"not an elf"),
-            Err(KoError::NotElf(_))
-        ));
+impl Module {
+    pub fn inspection(&self) -> Inspection<'_> {
+        Inspection {
+            file: &self.file_name,
+            name: &self.name,
+            vermagic: self.info.vermagic(),
+            depends: self.info.depends(),
+            srcversion: self.info.get("srcversion"),
+            license: self.info.get("license"),
+            parameters: self.info.parameters(),
+            aliases: self.info.all("alias").collect(),
+            elf: self.elf,
+            versions: &self.versions,
+            undefined: &self.undefined,
+            exports: &self.exports,
+            signature: self.signature.as_ref(),
+            modinfo: &self.info,
+        }
     }
 }

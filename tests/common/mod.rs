@@ -227,6 +227,5 @@ pub fn stderr(out: &Output) -> String {
 
 /// Reads a built module with the library's own parser.
 pub fn read_module(path: &Path) -> dmb::ko::Module {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    dmb::ko::Module::read(&path.file_name().unwrap().to_string_lossy(), &bytes).unwrap()
+    dmb::ko::Module::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
