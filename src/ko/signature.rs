@@ -147,7 +147,12 @@ fn pkcs7_signer(der_bytes: &[u8]) -> Option<Signature> {
             sig.signer = common_name(issuer.body);
         }
         if let Some(serial) = ias.iter().find(|d| d.tag == INTEGER) {
-            sig.key_id = Some(hex(serial.body));
+            // DER prefixes a 0 byte to keep a high-bit serial positive.
+            let bytes = match serial.body {
+                [0, rest @ ..] if rest.first().is_some_and(|b| *b >= 0x80) => rest,
+                all => all,
+            };
+            sig.key_id = Some(hex(bytes));
         }
     }
     if let Some(alg) = parts.iter().filter(|d| d.tag == SEQUENCE).nth(1) {
