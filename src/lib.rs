@@ -13,4 +13,5 @@ pub mod engine;
 pub mod interrupt;
 pub mod kernel;
 pub mod ko;
+pub mod target;
 pub mod toolchain;

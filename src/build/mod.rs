@@ -103,6 +103,8 @@ pub enum BuildError {
     },
     #[error(transparent)]
     KernelFacts(#[from] ImageFactsError),
+    #[error("detecting the engine's kernel failed: {0}")]
+    Detect(#[from] crate::target::DetectError),
     #[error("{} of the built modules will not load into {}", report.modules.iter().filter(|v| !v.fits).count(), report.kernel_release)]
     WillNotLoad { report: crate::check::Report },
     #[error(transparent)]
@@ -236,6 +238,7 @@ fn run_in_session(
         name: session.name("trees"),
         session: session.id().to_string(),
         script: kernel::TREE_LISTING_SCRIPT,
+        host_mount_namespace: false,
     })?;
     let trees = kernel::parse_tree_listing(&listing.stdout);
     let release = kernel::select_tree(kernel_ref, &trees, opts.kver.as_deref())?
@@ -348,6 +351,7 @@ fn prepare_buildenv(
             name: session.name("probe"),
             session: session.id().to_string(),
             script: toolchain::PROBE_SCRIPT,
+            host_mount_namespace: false,
         })
         .map_err(|e| match e {
             EngineError::Command { detail, .. } => BuildError::Toolchain {

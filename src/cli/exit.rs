@@ -130,6 +130,8 @@ pub fn exit_code(e: &BuildError) -> i32 {
         Kernel(k) => kernel_image_code(k),
         KernelFacts(e) => image_facts_code(e),
         WillNotLoad { .. } => WILL_NOT_LOAD,
+        Detect(crate::target::DetectError::Engine(e)) => engine_code(e),
+        Detect(_) => UNEXPECTED,
         Toolchain { .. } | BuildEnvFailed { .. } => TOOLCHAIN,
         MakeFailed { .. } => MAKE_FAILED,
         NoModules => NO_MODULES,

@@ -1,5 +1,6 @@
 //! The command line: arguments, human output, exit codes.
 
+mod detect;
 mod exit;
 mod modules;
 
@@ -40,6 +41,8 @@ pub enum Command {
     Inspect(modules::InspectArgs),
     /// Tell whether modules will load into a kernel, and why not.
     Check(modules::CheckArgs),
+    /// Find the kernel the engine runs, its platform, compiler, kernel and builder images.
+    Detect(detect::DetectArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -83,6 +86,10 @@ pub struct BuildArgs {
     /// Do not stream the build log (errors are still shown).
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// How to detect the kernel when no KERNEL_REF or BUILD_REF is given.
+    #[command(flatten)]
+    pub probe: detect::ProbeArgs,
 }
 
 /// Human output on stderr; the build log only when not quiet.
@@ -123,6 +130,7 @@ pub fn main() -> i32 {
         },
         Command::Inspect(args) => modules::inspect(&cli, args),
         Command::Check(args) => modules::check(&cli, args),
+        Command::Detect(args) => detect::detect(&cli, args),
     }
 }
 
@@ -145,6 +153,10 @@ fn run_build(cli: &Cli, args: &BuildArgs) -> Result<(), build::BuildError> {
         check: !args.no_check,
     };
     let mut terminal = Terminal { quiet: args.quiet };
+    let mut opts = opts;
+    if opts.kernel_ref.is_none() || opts.build_ref.is_none() {
+        fill_from_detection(&engine, &mut opts, &args.probe, &mut terminal)?;
+    }
     let outcome = build::run(&engine, &opts, &mut terminal)?;
     let mut out = std::io::stdout().lock();
     for m in &outcome.modules {
@@ -175,6 +187,39 @@ fn run_build(cli: &Cli, args: &BuildArgs) -> Result<(), build::BuildError> {
             ""
         }
     );
+    Ok(())
+}
+
+/// No KERNEL_REF or BUILD_REF: the engine's kernel says which.
+fn fill_from_detection(
+    engine: &DockerCli,
+    opts: &mut BuildOptions,
+    probe: &detect::ProbeArgs,
+    progress: &mut Terminal,
+) -> Result<(), build::BuildError> {
+    let session = crate::engine::Session::new();
+    let found = crate::target::detect(engine, &session, &probe.options());
+    session.cleanup(engine, &mut |m| progress.step(m));
+    let t = found?;
+    progress.step(&format!("detected {} on {}", t.release, t.platform_name));
+    if opts.kernel_ref.is_none() {
+        if let Some(w) = &t.kernel_ref.warning {
+            eprintln!("dmb: warning: {w}");
+        }
+        opts.kernel_ref = t.kernel_ref.reference.clone();
+        if let Some(k) = &opts.kernel_ref {
+            progress.step(&format!("KERNEL_REF {k} (from {})", t.kernel_ref.source));
+            // Build for the running kernel, should its image hold several.
+            opts.kver.get_or_insert_with(|| t.release.clone());
+        }
+    }
+    if opts.build_ref.is_none() {
+        opts.build_ref = t.build_ref.reference.clone();
+        match &opts.build_ref {
+            Some(b) => progress.step(&format!("BUILD_REF {b} ({})", t.build_ref.reason)),
+            None => eprintln!("dmb: no builder image found: {}", t.build_ref.reason),
+        }
+    }
     Ok(())
 }
 

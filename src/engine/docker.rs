@@ -255,7 +255,7 @@ impl Engine for DockerCli {
 
     fn run(&self, request: &RunRequest) -> Result<Finished, EngineError> {
         let label = format!("{SESSION_LABEL}={}", request.session);
-        let inv = self.invocation().args([
+        let mut inv = self.invocation().args([
             "run",
             "--rm",
             "--network",
@@ -264,13 +264,25 @@ impl Engine for DockerCli {
             &request.name,
             "--label",
             &label,
-            "--entrypoint",
-            "/bin/sh",
-            "--",
-            &request.image,
-            "-c",
-            request.script,
         ]);
+        inv = if request.host_mount_namespace {
+            // Privileged with the host's PID namespace is what it takes to
+            // enter PID 1's mount namespace and read the VM's own files
+            // (/etc/linuxkit.yml, /boot, /lib/modules).
+            inv.args([
+                "--privileged",
+                "--pid=host",
+                "--entrypoint",
+                "nsenter",
+                "--",
+            ])
+            .arg(&request.image)
+            .args(["-t", "1", "-m", "--", "/bin/sh", "-c", request.script])
+        } else {
+            inv.args(["--entrypoint", "/bin/sh", "--"])
+                .arg(&request.image)
+                .args(["-c", request.script])
+        };
         self.run_checked(&inv)
     }
 

@@ -80,6 +80,10 @@ pub struct RunRequest {
     pub session: String,
     /// A fixed script of dmb's, run by `/bin/sh -c`. Never user input.
     pub script: &'static str,
+    /// Run the script in the mount namespace of the engine's PID 1 (the
+    /// VM's own files): needs `--privileged --pid=host` and `nsenter` in the
+    /// image. Only for reading the target VM's files; never used to load.
+    pub host_mount_namespace: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

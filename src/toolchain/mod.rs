@@ -1,5 +1,7 @@
 //! What a builder image has, and how to complete it when make or a C
-//! compiler is missing.
+//! compiler is missing; which builder carries a kernel's compiler.
+
+pub mod pick;
 
 /// Reports the tools and the package manager of an image, one per line:
 /// `tool <name>` and `pm <name>`.

@@ -1,0 +1,150 @@
+//! `dmb detect`.
+
+use std::io::Write;
+
+use crate::engine::{BuilderChoice, Session};
+use crate::target::{self, DetectOptions, Target};
+
+use super::{connect, exit, Cli};
+
+#[derive(Debug, clap::Args, Clone)]
+pub struct ProbeArgs {
+    /// Small image (sh, nsenter, zcat) for the container that reads the kernel's facts.
+    #[arg(long, env = "DMB_PROBE_IMAGE", default_value = "busybox")]
+    pub probe_image: String,
+
+    /// Do not enter the VM with a privileged container; read only what an
+    /// ordinary container sees (no /etc/linuxkit.yml, no /boot, no /lib/modules).
+    #[arg(long)]
+    pub no_vm_files: bool,
+}
+
+impl ProbeArgs {
+    pub fn options(&self) -> DetectOptions {
+        DetectOptions {
+            probe_image: self.probe_image.clone(),
+            vm_files: !self.no_vm_files,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DetectArgs {
+    /// Modules to look up: loaded, built in, or on disk in the VM.
+    pub modules: Vec<String>,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn detect(cli: &Cli, args: &DetectArgs) -> i32 {
+    let engine = match connect(cli, BuilderChoice::Legacy) {
+        Ok(e) => e,
+        Err(e) => return super::report(&e.into()),
+    };
+    let session = Session::new();
+    let result = target::detect(&engine, &session, &args.probe.options());
+    session.cleanup(&engine, &mut |m| eprintln!("dmb: {m}"));
+    let t = match result {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("dmb: error: {e}");
+            return match e {
+                target::DetectError::Engine(e) => exit::exit_code(&e.into()),
+                target::DetectError::NoRelease => exit::UNEXPECTED,
+            };
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&t).expect("serialisable")
+        );
+    } else {
+        let _ = write_human(&mut out, &t);
+    }
+    for m in &args.modules {
+        let status = match t.modules.status_of(m) {
+            Some(s) => s,
+            None if t.vm_files => "not in this kernel",
+            None => {
+                "not loaded (built-in and on-disk modules unknown: the VM's files were not read)"
+            }
+        };
+        let _ = writeln!(out, "module {m}: {status}");
+    }
+    0
+}
+
+fn write_human(out: &mut impl Write, t: &Target) -> std::io::Result<()> {
+    let or_dash = |o: Option<&str>| o.unwrap_or("-").to_string();
+    writeln!(out, "kernel:      {} ({})", t.release, t.arch)?;
+    writeln!(out, "version:     {}", t.proc_version)?;
+    writeln!(out, "build stamp: {}", t.stamp)?;
+    writeln!(out, "platform:    {}", t.platform_name)?;
+    match t.config_compiler.as_ref().or(t.compiler.as_ref()) {
+        Some(c) => writeln!(
+            out,
+            "compiler:    {} {}{}{}{}",
+            c.command,
+            c.version,
+            c.vendor
+                .as_ref()
+                .map(|v| format!(" ({v})"))
+                .unwrap_or_default(),
+            t.linker
+                .as_ref()
+                .map(|l| format!(", {} {}", l.name, l.version))
+                .unwrap_or_default(),
+            if t.needs_llvm {
+                ", modules need LLVM=1"
+            } else {
+                ""
+            }
+        )?,
+        None => writeln!(out, "compiler:    unknown")?,
+    }
+    writeln!(out, "config:      {}", or_dash(t.config_source.as_deref()))?;
+    writeln!(
+        out,
+        "KERNEL_REF:  {} (from {})",
+        or_dash(t.kernel_ref.reference.as_deref()),
+        t.kernel_ref.source
+    )?;
+    if let Some(w) = &t.kernel_ref.warning {
+        writeln!(out, "             warning: {w}")?;
+    }
+    writeln!(
+        out,
+        "BUILD_REF:   {} ({}, from {}: {})",
+        or_dash(t.build_ref.reference.as_deref()),
+        serde_json::to_value(t.build_ref.quality)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        t.build_ref.source,
+        t.build_ref.reason
+    )?;
+    writeln!(
+        out,
+        "modules:     {} loaded, {} built in, {} on disk{}",
+        t.modules.loaded.len(),
+        t.modules.builtin.len(),
+        t.modules.on_disk.len(),
+        if t.vm_files {
+            ""
+        } else {
+            " (VM files not read)"
+        }
+    )?;
+    for n in &t.notes {
+        writeln!(out, "note:        {n}")?;
+    }
+    Ok(())
+}
