@@ -53,10 +53,16 @@ pub struct ProcVersion {
 
 /// The parenthesised groups of a string at depth 0, with what follows the last.
 fn top_groups(s: &str) -> (Vec<&str>, &str) {
+    let groups = top_groups_at(s);
+    let end = groups.last().map_or(0, |(_, end)| *end);
+    (groups.into_iter().map(|(g, _)| g).collect(), &s[end..])
+}
+
+/// The parenthesised groups at depth 0, each with the offset just past it.
+fn top_groups_at(s: &str) -> Vec<(&str, usize)> {
     let mut groups = Vec::new();
     let mut depth = 0usize;
     let mut start = 0;
-    let mut end = 0;
     for (i, c) in s.char_indices() {
         match c {
             '(' => {
@@ -68,14 +74,13 @@ fn top_groups(s: &str) -> (Vec<&str>, &str) {
             ')' if depth > 0 => {
                 depth -= 1;
                 if depth == 0 {
-                    groups.push(&s[start..i]);
-                    end = i + 1;
+                    groups.push((&s[start..i], i + 1));
                 }
             }
             _ => {}
         }
     }
-    (groups, &s[end..])
+    groups
 }
 
 /// Splits at commas outside parentheses.
@@ -165,9 +170,14 @@ fn parse_linker(text: &str) -> Option<Linker> {
 pub fn parse_proc_version(text: &str) -> Option<ProcVersion> {
     let rest = text.trim().strip_prefix("Linux version ")?;
     let (release, rest) = rest.split_once(' ')?;
-    let (groups, stamp) = top_groups(rest);
-    // The first group is the builder's user@host; the second the toolchain.
-    let toolchain = groups.get(1).copied().unwrap_or("");
+    // The first group is the builder's user@host; the second the toolchain;
+    // the stamp follows it (and may hold groups of its own: a date).
+    let groups = top_groups_at(rest);
+    let (toolchain, stamp) = match groups.as_slice() {
+        [_, (g, end), ..] => (*g, &rest[*end..]),
+        [(_, end)] => ("", &rest[*end..]),
+        [] => ("", rest),
+    };
     let parts = split_top_commas(toolchain);
     let compiler = parts.first().and_then(|p| parse_compiler(p));
     let linker = parts.get(1).and_then(|p| parse_linker(p));
