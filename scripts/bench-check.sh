@@ -35,7 +35,17 @@ count=$(find "$modules" -name '*.ko*' | wc -l)
 echo "# $count modules of $KVER; $(nproc) cores; $(date -u +%Y-%m-%d)"
 echo "# dmb: $("$dmb" --version); depmod: $(depmod --version | head -n 1)"
 hyperfine --warmup 2 --runs "$runs" --style basic \
-  --export-markdown "$work/bench.md" \
+  --export-markdown "$work/bench.md" --export-json "$work/bench.json" \
   -n "dmb check" "$dmb check --kernel-dir $headers --modules-dir $modules" \
   -n "depmod -e -E" "depmod -e -E $headers/Module.symvers -b $work $KVER"
 cat "$work/bench.md"
+python3 - "$work/bench.json" <<'PY'
+import json, statistics, sys
+results = json.load(open(sys.argv[1]))["results"]
+print()
+print("| command | median [ms] | runs | user [ms] | system [ms] |")
+print("|:---|---:|---:|---:|---:|")
+for r in results:
+    print(f"| `{r['command']}` | {statistics.median(r['times']) * 1000:.1f} | {len(r['times'])} "
+          f"| {r['user'] * 1000:.1f} | {r['system'] * 1000:.1f} |")
+PY

@@ -39,6 +39,14 @@ command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+# The desktop-sim VM (scripts/sim.sh): qemu, cpio and lz4 for its
+# initramfs, mkfs.ext4 for its disk.
+command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
+command -v cpio >/dev/null 2>&1 || missing+=(cpio)
+command -v lz4 >/dev/null 2>&1 || missing+=(lz4)
+command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
+# openssl: the signing test makes a key for the kernel's sign-file.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -q >&2

@@ -12,7 +12,8 @@
 #                            answering, 1 running but the engine does not
 #                            answer, 3 not running
 #   scripts/sim.sh prepare   only build what `up` needs (kit, busybox image,
-#                            VM kernel + initramfs), e.g. ahead of CI
+#                            VM kernel + initramfs, seed disk), e.g. ahead of
+#                            CI
 #
 # The VM boots the kit's Debian kernel (scripts/kit.sh) with
 # `qemu-system-x86_64 -accel tcg` from an initramfs holding a debootstrapped
@@ -21,27 +22,32 @@
 # openvswitch).  Its network is qemu's user network with restrict=on: the
 # guest reaches nothing; the host reaches dockerd only through one forwarded
 # loopback port.  /var/lib/docker is a disk image in the state dir, the only
-# thing that survives `restart`.  See docs/sim.md.
+# thing that survives `restart`.  A new disk starts as a copy of a cached
+# "seed" disk that already holds the kit's images (loading them into a TCG
+# VM takes minutes; copying the seed takes seconds).  See docs/sim.md.
 #
 # Only stdout lines are DOCKER_HOST=... (up) and the status report; all
 # progress goes to stderr.
 #
 # Environment:
-#   DMB_SIM_STATE    state dir: pid file, port, DOCKER_HOST file, logs, disk
-#                    (default: ${XDG_STATE_HOME:-$HOME/.local/state}/dmb-sim)
-#   DMB_SIM_CACHE    cache dir: rootfs, kernel + initramfs
+#   DMB_SIM_STATE    state dir: pid file, DOCKER_HOST file, logs, disk
+#                    (default: ${XDG_STATE_HOME:-$HOME/.local/state}/dmb-sim;
+#                    not /run: the disk grows to GBs)
+#   DMB_SIM_CACHE    cache dir: rootfs, kernel + initramfs, seed disk
 #                    (default: ${XDG_CACHE_HOME:-$HOME/.cache}/dmb-sim)
 #   DMB_SIM_MEMORY   VM memory in MiB (default 4096)
 #   DMB_SIM_CPUS     VM vCPUs (default 2)
 #   DMB_SIM_DISK     size of the /var/lib/docker disk when created (default 64G,
 #                    sparse)
 #   DMB_SIM_TIMEOUT  seconds `up` waits for the engine (default 300)
+#   DMB_SIM_QEMU_CPU qemu -cpu model (default qemu64: TCG emulates AVX slowly,
+#                    with "max" the boot and an image load take ~30% longer)
 #   DMB_SIM_MIRROR   debootstrap mirror (default: DMB_KIT_MIRROR, else the
 #                    machine's apt source for bookworm)
 #   DMB_DOCKER, DMB_KIT_CACHE   as for scripts/kit.sh
 #
 # Needs root the first time (debootstrap, chroot, mknod), qemu-system-x86_64,
-# cpio, zstd, mkfs.ext4, python3, a Docker engine (the host's, used
+# cpio, lz4, zstd, mkfs.ext4, python3, a Docker engine (the host's, used
 # read-mostly: docker save / image inspect, and docker import of the busybox
 # image).  Nothing here touches the host's kernel modules; every insmod
 # happens inside the VM.
@@ -61,6 +67,7 @@ MEMORY="${DMB_SIM_MEMORY:-4096}"
 CPUS="${DMB_SIM_CPUS:-2}"
 DISK_SIZE="${DMB_SIM_DISK:-64G}"
 BOOT_TIMEOUT="${DMB_SIM_TIMEOUT:-300}"
+QEMU_CPU="${DMB_SIM_QEMU_CPU:-qemu64}"
 read -r -a DOCKER <<<"${DMB_DOCKER:-docker}"
 [[ ${#DOCKER[@]} -gt 0 ]] || DOCKER=(docker)
 
@@ -72,13 +79,19 @@ BUSYBOX_REF="dmb-kit/busybox:latest"
 # scripts/sim/ are hashed into the cache key anyway).
 VM_FORMAT=1
 
-PIDFILE="$STATE/qemu.pid"
-MONITOR="$STATE/monitor.sock"
-CONSOLE="$STATE/console.log"
-QEMU_LOG="$STATE/qemu.log"
-HOST_FILE="$STATE/docker-host"
-DISK="$STATE/docker-disk.img"
-VM_FILE="$STATE/vm"  # which cached VM (kernel + initramfs) is running
+# The files of one VM instance.  They live in $STATE, except while `up`
+# boots a throw-away VM to make the seed disk (use_dir points them there).
+use_dir() {
+    VDIR=$1
+    PIDFILE="$VDIR/qemu.pid"
+    MONITOR="$VDIR/monitor.sock"
+    CONSOLE="$VDIR/console.log"
+    QEMU_LOG="$VDIR/qemu.log"
+    HOST_FILE="$VDIR/docker-host"
+    DISK="$VDIR/docker-disk.img"
+    VM_FILE="$VDIR/vm"  # which cached VM (kernel + initramfs) it runs
+}
+use_dir "$STATE"
 
 log() { printf 'sim: %s\n' "$*" >&2; }
 die() { printf 'sim: error: %s\n' "$*" >&2; exit 1; }
@@ -87,8 +100,17 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 
 # ---------------------------------------------------------------- temp files
 TMP_PATHS=()
+STOP_ON_FAILURE=()  # dirs whose VM this run started and must not leave
+                    # running if it fails (or is interrupted)
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
-    local p m
+    local rc=$? p m
+    if ((rc != 0)); then
+        for p in "${STOP_ON_FAILURE[@]}"; do
+            use_dir "$p"
+            stop_vm || true
+        done
+    fi
     for p in "${TMP_PATHS[@]}"; do
         [[ -e $p || -L $p ]] || continue
         if [[ -d $p ]]; then
@@ -163,13 +185,13 @@ apt_download() {
     log "downloading $1"
     (cd "$dir" && apt-get "${aptopt[@]}" download "$1" >&2) || die "apt-get download $1 failed"
     mv -f "$dir"/*.deb "$KIT_CACHE/debs/"
+    rmdir "$dir"
 }
-linux_image_deb() {  # path of the kit's linux-image .deb, downloaded if gone
-    local pkg="linux-image-$ABI-$ARCH-unsigned" f
-    f="$KIT_CACHE/debs/${pkg}_${DEBVER//:/%3a}_$ARCH.deb"
-    [[ -f $f ]] || apt_download "$pkg=$DEBVER"
-    [[ -f $f ]] || die "no $f after download"
-    printf '%s\n' "$f"
+linux_image_deb() {  # DEB := the kit's linux-image .deb, downloaded if gone
+    local pkg="linux-image-$ABI-$ARCH-unsigned"
+    DEB="$KIT_CACHE/debs/${pkg}_${DEBVER//:/%3a}_$ARCH.deb"
+    [[ -f $DEB ]] || apt_download "$pkg=$DEBVER"
+    [[ -f $DEB ]] || die "no $DEB after download"
 }
 
 # ----------------------------------------------------------- busybox image
@@ -274,16 +296,11 @@ linuxkit_yml() {
     # Docker Desktop's VM describes itself in /etc/linuxkit.yml; dmb reads
     # kernel.image from it to find the matching kernel image.
     cat <<EOF
-# dmb desktop-sim: the kit's kernel standing in for Docker Desktop's.
+# dmb desktop-sim (scripts/sim.sh): the kit's kernel stands in for Docker
+# Desktop's; only the kernel section is meaningful here.
 kernel:
   image: $KERNEL_REF
   cmdline: "$(kernel_cmdline)"
-init:
-  - $BUILD_REF
-onboot: []
-services:
-  - name: docker
-    image: $SUITE/docker.io
 EOF
 }
 kernel_cmdline() { printf 'console=ttyS0 panic=-1 quiet loglevel=4\n'; }
@@ -293,7 +310,8 @@ build_vm() {
     rootfs="$(rootfs_tar)"
     [[ -s $rootfs ]] || make_rootfs_tar "$rootfs"
     [[ $EUID -eq 0 ]] || die "assembling the initramfs needs root (chroot, mknod)"
-    deb="$(linux_image_deb)"
+    linux_image_deb
+    deb=$DEB
     t0="$(now)"
     mktemp_dir stage "$CACHE" vm
     root="$stage/root"
@@ -320,7 +338,8 @@ build_vm() {
     chroot "$root" depmod -a "$KVER"
     python3 "$SIM_DIR/prune_modules.py" "$root/usr/lib/modules/$KVER" "$stage/out/removed-modules.txt"
     chroot "$root" depmod -a "$KVER"
-    cp "$stage/out/removed-modules.txt" "$root/usr/lib/modules/$KVER/dmb-sim.removed"
+    mkdir -p "$root/etc/dmb-sim"
+    cp "$stage/out/removed-modules.txt" "$root/etc/dmb-sim/removed-modules.txt"
 
     install -m 0755 "$SIM_DIR/init" "$root/init"
     linuxkit_yml >"$root/etc/linuxkit.yml"
@@ -336,10 +355,12 @@ build_vm() {
     mknod -m 666 "$root/dev/null" c 1 3
 
     log "packing the initramfs"
-    # zstd: the kernel decompresses it fast even under TCG (see docs/sim.md).
+    # lz4 (legacy frame format, the one the kernel reads): under TCG the
+    # kernel unpacks this ~450 MB initramfs in ~4 s from lz4, ~8 s from
+    # zstd or gzip; uncompressed is as fast to unpack but 2.6x the size.
     (cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z \
         | cpio --null --create --format=newc --quiet --reproducible) \
-        | zstd -q -T0 -19 -o "$stage/out/initramfs.img"
+        | lz4 -l -9 -q - "$stage/out/initramfs.img"
     printf 'KVER=%s\nDEBVER=%s\nKERNEL_REF=%s\nBUILD_REF=%s\n' "$KVER" "$DEBVER" "$KERNEL_REF" "$BUILD_REF" \
         >"$stage/out/vm.env"
     rm -rf --one-file-system "$root"
@@ -364,22 +385,30 @@ ensure_vm() {  # sets VM to the cached VM dir for the current kit
 }
 
 # ------------------------------------------------------------------- the VM
-qemu_pid() {  # pid of the qemu this state dir started, if it still runs
+qemu_pid() {  # pid of the qemu of $VDIR, if it still runs
     local pid
     [[ -f $PIDFILE ]] || return 1
     pid="$(tr -dc '0-9' <"$PIDFILE")"
-    [[ -n $pid ]] || return 1
-    # Guard against pid reuse: only a process whose command line names our
+    [[ -n $pid && -r /proc/$pid/cmdline ]] || return 1
+    # Guard against pid reuse: only a process whose command line names this
     # pid file is ours.
-    [[ -r /proc/$pid/cmdline ]] && tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qxF "$PIDFILE" || return 1
+    tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$PIDFILE" || return 1
     printf '%s\n' "$pid"
 }
-current_host() { [[ -f $HOST_FILE ]] && sed -n 's/^DOCKER_HOST=//p' "$HOST_FILE"; }
+current_host() {  # DOCKER_HOST of the running qemu $1 of $VDIR
+    local h=""
+    [[ -f $HOST_FILE ]] && h="$(sed -n 's/^DOCKER_HOST=//p' "$HOST_FILE")"
+    # `up` writes the file once the engine answered; before that (or if
+    # `up` was killed) the port is only in qemu's command line.
+    [[ -n $h ]] || h="tcp://127.0.0.1:$(tr '\0' '\n' <"/proc/$1/cmdline" \
+        | sed -n 's|.*hostfwd=tcp:127.0.0.1:\([0-9]*\)-.*|\1|p')"
+    printf '%s\n' "$h"
+}
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-monitor() {  # send one command to the qemu human monitor
+monitor() {  # send one command to the qemu human monitor of $VDIR
     python3 - "$MONITOR" "$1" <<'EOF'
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
@@ -391,36 +420,45 @@ s.close()
 EOF
 }
 
-ensure_disk() {
-    [[ -f $DISK ]] && return
+new_disk() {  # FILE: a sparse, empty ext4 image
     local t
-    tmp_for t "$DISK"
-    log "creating the /var/lib/docker disk ($DISK_SIZE, sparse)"
+    tmp_for t "$1"
     truncate -s "$DISK_SIZE" "$t"
-    mkfs.ext4 -q -F -L dmb-sim-docker -m 0 -E lazy_itable_init=1,lazy_journal_init=1 "$t" >&2
-    mv -f "$t" "$DISK"
+    # A sparse file reads as zeros: mke2fs can mark the inode tables zeroed
+    # without writing them (so the guest's lazy init writes nothing either),
+    # and zeroing the journal would only turn 0.5 GB of holes into data.
+    mkfs.ext4 -q -F -L dmb-sim-docker -m 0 -i 32768 \
+        -E lazy_itable_init=0,lazy_journal_init=1 "$t" >&2
+    mv -f "$t" "$1"
 }
 
-start_qemu() {
+start_qemu() {  # boots $VM with $DISK; sets VM_HOST
     local port tries=0 rc
+    # Two VMs on one disk would wreck its ext4.
+    ! qemu_pid >/dev/null || die "a VM of $VDIR runs already"
     [[ -f $CONSOLE ]] && mv -f "$CONSOLE" "$CONSOLE.1"
     rm -f "$PIDFILE" "$MONITOR" "$HOST_FILE"
+    STOP_ON_FAILURE+=("$VDIR")
     while :; do
         port="$(free_port)"
         # -accel tcg: /dev/kvm exists here but a KVM guest hangs at boot.
+        # discard/detect-zeroes: what the guest frees or zeroes becomes a
+        # hole again, so the sparse disk file stays as small as its content.
         # restrict=on: the guest reaches nothing; hostfwd is the only way in.
+        # The daemonized qemu must not inherit our stdout (fd 3: a caller
+        # reading it would never see EOF) nor the state/cache locks.
         rc=0
         qemu-system-x86_64 \
-            -name dmb-sim -accel tcg,thread=multi -machine pc -cpu max \
+            -name dmb-sim -accel tcg,thread=multi -machine pc -cpu "$QEMU_CPU" \
             -smp "$CPUS" -m "$MEMORY" \
             -kernel "$VM/vmlinuz" -initrd "$VM/initramfs.img" -append "$(kernel_cmdline)" \
-            -drive "file=$DISK,format=raw,if=virtio,cache=writeback,discard=unmap" \
+            -drive "file=$DISK,format=raw,if=virtio,cache=writeback,discard=unmap,detect-zeroes=unmap" \
             -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:2375" \
-            -device virtio-net-pci,netdev=net0 \
+            -device virtio-net-pci,netdev=net0,romfile= \
             -display none -vga none -serial "file:$CONSOLE" \
             -monitor "unix:$MONITOR,server,nowait" \
             -no-reboot -daemonize -pidfile "$PIDFILE" \
-            >>"$QEMU_LOG" 2>&1 || rc=$?
+            </dev/null >>"$QEMU_LOG" 2>&1 3>&- 8>&- 9>&- || rc=$?
         ((rc == 0)) && break
         # Another process may have taken the port between free_port and
         # qemu's bind; try another, but not forever.
@@ -431,28 +469,26 @@ start_qemu() {
     done
     VM_HOST="tcp://127.0.0.1:$port"
     printf '%s\n' "$VM" >"$VM_FILE"
-    # Remember every address we hand out, see "engines" above.
-    printf '%s\n' "$VM_HOST" >>"$STATE/hosts-seen"
+    # Remember every address handed out, see "engines" above.
+    printf '%s\n' "$VM_HOST" >>"$VDIR/hosts-seen"
     log "qemu started (pid $(cat "$PIDFILE")), engine will be at $VM_HOST"
 }
 
 wait_engine() {
-    local t0 deadline kver pid
+    local t0 deadline kver
     t0="$(now)"
     deadline=$((SECONDS + BOOT_TIMEOUT))
     while :; do
         kver="$(vm_answers || true)"
         [[ -n $kver ]] && break
-        pid="$(qemu_pid || true)"
-        if [[ -z $pid ]]; then
+        if ! qemu_pid >/dev/null; then
             log "qemu exited during boot; console:"
             tail -40 "$CONSOLE" >&2 || true
-            die "the VM did not come up"
+            die "the VM did not come up (console log: $CONSOLE)"
         fi
         if ((SECONDS >= deadline)); then
             log "no engine answers at $VM_HOST after ${BOOT_TIMEOUT}s; console:"
             tail -40 "$CONSOLE" >&2 || true
-            stop_vm
             die "the VM's engine did not answer within ${BOOT_TIMEOUT}s (console log: $CONSOLE)"
         fi
         sleep 1
@@ -474,28 +510,30 @@ preload_images() {
         [[ -z $vid ]] || old+=("$vid")
     done
     ((${#missing[@]})) || { log "the VM engine has the kit's images"; return 0; }
-    log "loading ${missing[*]} into the VM engine ..."
+    log "loading ${missing[*]} into the VM engine (minutes under TCG) ..."
     t0="$(now)"
-    host_docker save "${missing[@]}" | vm_docker load -q >&2 || die "docker save | docker load into the VM failed"
+    host_docker save "${missing[@]}" | vm_docker load -q >&2 \
+        || die "docker save | docker load into the VM failed"
     log "images loaded in $(since "$t0")"
     # Older versions under the same names would dangle now.
     ((${#old[@]} == 0)) || vm_docker image rm "${old[@]}" >/dev/null 2>&1 || true
 }
 
-stop_vm() {
-    local pid i
+stop_vm() {  # stops the VM of $VDIR, cleanly if it can; fails if not clean
+    local pid i clean=1
     pid="$(qemu_pid)" || { rm -f "$PIDFILE" "$HOST_FILE" "$MONITOR"; return 0; }
-    # Ctrl-Alt-Del makes the VM's init stop dockerd, unmount the disk
-    # and power off; qemu then exits by itself.
+    # Ctrl-Alt-Del makes the VM's init stop dockerd, unmount the disk and
+    # power off; qemu then exits by itself.
     log "stopping the VM (pid $pid)"
-    if monitor 'sendkey ctrl-alt-delete' 2>/dev/null; then
+    if grep -q '^dmb-sim-init: .* Ctrl-Alt-Del powers off' "$CONSOLE" 2>/dev/null &&
+        monitor 'sendkey ctrl-alt-delete' 2>/dev/null; then
         for ((i = 0; i < 600; i++)); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
     fi
     if kill -0 "$pid" 2>/dev/null; then
-        log "no clean power-off within 60 s; quitting qemu"
+        log "no clean power-off (init not up yet, or stuck for 60 s); quitting qemu"
         monitor quit 2>/dev/null || kill "$pid" 2>/dev/null || true
         for ((i = 0; i < 100; i++)); do
             kill -0 "$pid" 2>/dev/null || break
@@ -503,10 +541,63 @@ stop_vm() {
         done
         kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
     fi
-    grep -q 'dmb-sim-init: /var/lib/docker unmounted' "$CONSOLE" 2>/dev/null \
-        || log "warning: the disk was not unmounted cleanly (fsck runs at the next boot)"
+    if ! grep -q '^dmb-sim-init: .* /var/lib/docker unmounted' "$CONSOLE" 2>/dev/null; then
+        log "warning: the disk was not unmounted cleanly (fsck repairs it at the next boot)"
+        clean=0
+    fi
     rm -f "$PIDFILE" "$HOST_FILE" "$MONITOR"
     log "stopped"
+    ((clean))
+}
+
+# ----------------------------------------------------------------- seed disk
+# A clean ext4 image whose /var/lib/docker already holds the kit's images, so
+# a new state dir (a test run, a fresh start) need not load them (~2 min under
+# TCG) but copies it (seconds).  Made by booting a throw-away VM, once per
+# rootfs (dockerd's version decides the on-disk format), kit images and disk
+# size; the kernel and init do not matter to it.
+seed_path() {
+    local ids
+    ids="$(host_docker image inspect -f '{{.Id}}' "$BUILD_REF" "$KERNEL_REF" "$BUSYBOX_REF")" \
+        || die "the host engine lacks a kit image"
+    printf '%s\n' "$CACHE/seed-$(printf '%s\n%s\n%s\n' "$(basename "$(rootfs_tar)")" "$DISK_SIZE" "$ids" \
+        | sha256sum | cut -c1-12).img"
+}
+ensure_seed() {  # sets SEED
+    SEED="$(seed_path)"
+    [[ -f $SEED ]] && return
+    exec 8>"$CACHE/.lock"
+    flock 8 || die "cannot lock $CACHE/.lock"
+    if [[ ! -f $SEED ]]; then
+        local dir t0
+        t0="$(now)"
+        mktemp_dir dir "$CACHE" seed
+        log "making the seed disk (boot a VM, load the kit's images, power off)"
+        use_dir "$dir"
+        new_disk "$DISK"
+        start_qemu
+        wait_engine
+        preload_images
+        if ! stop_vm; then
+            cp -f "$CONSOLE" "$CACHE/seed-console.log" || true
+            die "the seed VM did not shut down cleanly (its console log: $CACHE/seed-console.log)"
+        fi
+        mv -f "$DISK" "$SEED"
+        use_dir "$STATE"
+        find "$CACHE" -mindepth 1 -maxdepth 1 -name 'seed-*.img' ! -path "$SEED" -delete
+        log "seed disk cached in $(since "$t0"): $SEED"
+    fi
+    exec 8>&-
+}
+ensure_disk() {
+    [[ -f $DISK ]] && return
+    local t t0
+    t0="$(now)"
+    ensure_seed
+    tmp_for t "$DISK"
+    cp --sparse=always "$SEED" "$t"
+    mv -f "$t" "$DISK"
+    log "new /var/lib/docker disk from the seed in $(since "$t0")"
 }
 
 # ------------------------------------------------------------------ commands
@@ -518,7 +609,7 @@ lock_state() {
 
 check_tools() {
     local t
-    for t in qemu-system-x86_64 cpio zstd mkfs.ext4 python3 dpkg-deb; do
+    for t in qemu-system-x86_64 cpio lz4 zstd mkfs.ext4 python3 dpkg-deb; do
         command -v "$t" >/dev/null || die "$t is not installed (scripts/setup.sh installs it)"
     done
 }
@@ -530,42 +621,37 @@ cmd_up() {
     lock_state
     load_kit
     ensure_busybox_image
-    if pid="$(qemu_pid)" && VM_HOST="$(current_host)" && [[ -n $VM_HOST ]]; then
+    ensure_vm
+    if pid="$(qemu_pid)"; then
+        VM_HOST="$(current_host "$pid")"
         log "already running (pid $pid) at $VM_HOST"
-        VM="$(cat "$VM_FILE" 2>/dev/null || true)"
-        [[ $VM == "$(vm_dir)" ]] || log "warning: it runs an older VM build; 'restart' boots the current one"
+        [[ "$(cat "$VM_FILE" 2>/dev/null)" == "$VM" ]] \
+            || log "warning: it runs an older VM build; 'restart' boots the current one"
         wait_engine
     else
-        ensure_vm
         ensure_disk
         start_qemu
         wait_engine
     fi
     preload_images
     write_atomic "$HOST_FILE" "DOCKER_HOST=$VM_HOST"
+    STOP_ON_FAILURE=()
     log "up in $(since "$t0")"
     printf 'DOCKER_HOST=%s\n' "$VM_HOST" >&3
 }
 
 cmd_down() {
     lock_state
-    stop_vm
+    stop_vm || true
 }
 
 cmd_status() {
-    local pid host kver
-    [[ -d $STATE ]] || { echo "stopped (state: $STATE)" >&3; return 3; }
+    local pid kver
     if ! pid="$(qemu_pid)"; then
         echo "stopped (state: $STATE)" >&3
         return 3
     fi
-    host="$(current_host || true)"
-    if [[ -z $host ]]; then
-        # `up` writes the DOCKER_HOST file only once the engine answered.
-        VM_HOST="tcp://127.0.0.1:$(sed -n 's|.*hostfwd=tcp:127.0.0.1:\([0-9]*\)-.*|\1|p' <(tr '\0' '\n' <"/proc/$pid/cmdline"))"
-    else
-        VM_HOST=$host
-    fi
+    VM_HOST="$(current_host "$pid")"
     kver="$(vm_answers || true)"
     {
         if [[ -n $kver ]]; then
@@ -584,20 +670,48 @@ cmd_prepare() {
     load_kit
     ensure_busybox_image
     ensure_vm
-    log "ready: $VM"
+    ensure_seed
+    log "ready: $VM, $SEED"
+}
+
+# busybox: only the small probe image (on the host engine); prints its name.
+cmd_busybox() {
+    check_tools
+    load_kit
+    ensure_busybox_image
+    printf '%s\n' "$BUSYBOX_REF" >&3
 }
 
 usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
+    cat >&2 <<'EOF'
+usage: scripts/sim.sh up | down | restart | status | prepare | busybox
+
+  up       boot the desktop-sim VM (building it first if needed) and print
+           DOCKER_HOST=tcp://127.0.0.1:PORT for its engine
+  down     stop it
+  restart  stop it and boot it again with the same disk
+  status   whether it runs and where (exit 0 running, 1 engine not
+           answering, 3 stopped)
+  prepare  build everything `up` needs without booting for use
+  busybox  only make the small busybox image (dmb's probe image) on the
+           host engine and print its name
+
+State: ${DMB_SIM_STATE:-~/.local/state/dmb-sim}; see docs/sim.md.
+EOF
     exit 2
 }
 
-case ${1:-} in
-    up) cmd_up ;;
-    down) cmd_down ;;
-    restart) cmd_down; cmd_up ;;
-    status) cmd_status ;;
-    prepare) cmd_prepare ;;
-    -h | --help | help) usage ;;
-    *) usage ;;
-esac
+main() {
+    case ${1:-} in
+        up) cmd_up ;;
+        down) cmd_down ;;
+        restart) cmd_down; cmd_up ;;
+        status) cmd_status ;;
+        prepare) cmd_prepare ;;
+        busybox) cmd_busybox ;;
+        *) usage ;;
+    esac
+}
+# One line, so bash has read all of it before it runs: `up` takes minutes,
+# and bash would read whatever a checkout wrote here in the meantime.
+main "$@"; exit
