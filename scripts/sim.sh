@@ -24,7 +24,7 @@
 # loopback port.  /var/lib/docker is a disk image in the state dir, the only
 # thing that survives `restart`.  A new disk starts as a copy of a cached
 # "seed" disk that already holds the kit's images (loading them into a TCG
-# VM takes minutes; copying the seed takes seconds).  See docs/sim.md.
+# VM takes minutes; copying the seed takes seconds).  See the README, "desktop-sim".
 #
 # Only stdout lines are DOCKER_HOST=... (up) and the status report; all
 # progress goes to stderr.
@@ -696,7 +696,7 @@ usage: scripts/sim.sh up | down | restart | status | prepare | busybox
   busybox  only make the small busybox image (dmb's probe image) on the
            host engine and print its name
 
-State: ${DMB_SIM_STATE:-~/.local/state/dmb-sim}; see docs/sim.md.
+State: ${DMB_SIM_STATE:-~/.local/state/dmb-sim}; see the README, "desktop-sim".
 EOF
     exit 2
 }
