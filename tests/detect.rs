@@ -5,24 +5,7 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
-
-/// The busybox image the sim script makes (from Debian's busybox-static).
-fn busybox() -> String {
-    let out = Command::new("bash")
-        .arg(root().join("scripts/sim.sh"))
-        .arg("busybox")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "scripts/sim.sh busybox: {}",
-        stderr(&out)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 #[test]
 fn detect_describes_the_host_kernel_without_privilege() {

@@ -318,6 +318,9 @@ fn a_module_built_by_dmb_loads_in_the_sim_and_a_restart_unloads_it() {
     build
         .env("DOCKER_HOST", &host)
         .env("DMB_PROBE_IMAGE", BUSYBOX)
+        // In the VM, detection reads the VM's files (the tests' default is
+        // not to, against this machine's engine).
+        .env_remove("DMB_NO_VM_FILES")
         .env_remove("KERNEL_REF")
         .env_remove("BUILD_REF")
         .args([

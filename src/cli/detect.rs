@@ -15,7 +15,7 @@ pub struct ProbeArgs {
 
     /// Do not enter the VM with a privileged container; read only what an
     /// ordinary container sees (no /etc/linuxkit.yml, no /boot, no /lib/modules).
-    #[arg(long)]
+    #[arg(long, env = "DMB_NO_VM_FILES", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_vm_files: bool,
 }
 

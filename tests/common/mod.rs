@@ -96,8 +96,26 @@ pub fn dmb(flavour: Flavour) -> Command {
         .env("KERNEL_REF", &kit.kernel_ref)
         .env("BUILD_REF", &kit.build_ref)
         .env_remove("MODULE_REF")
+        // Detection against this machine's engine reads only what an
+        // ordinary container sees: never a privileged container here.
+        .env("DMB_NO_VM_FILES", "1")
         .current_dir(root());
     cmd
+}
+
+/// The busybox image the sim script makes (from Debian's busybox-static).
+pub fn busybox() -> String {
+    let out = Command::new("bash")
+        .arg(root().join("scripts/sim.sh"))
+        .arg("busybox")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/sim.sh busybox: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// What must be the same after a run as before it.
