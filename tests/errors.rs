@@ -221,6 +221,9 @@ fn a_kernel_image_not_in_the_linuxkit_layout_names_the_missing_file() {
         22,
         &["is not in the LinuxKit layout: it has no /kernel.tar"],
     );
+    // Under the lock: a removal passes through moments where a parent
+    // image dangles, which another test's snapshot must not see.
+    let _engine = engine_lock();
     remove_image(&empty);
     remove_image(&half);
 }
@@ -252,6 +255,7 @@ fn a_kernel_image_without_header_trees() {
             .to_string()
     };
     let key = dmb::build::buildenv_key(&id(&kit.build_ref), &id(&hollow));
+    let _engine = engine_lock();
     remove_image(&format!("dmb-buildenv:{key}"));
     remove_image(&hollow);
 }
