@@ -10,9 +10,9 @@ use std::sync::OnceLock;
 
 use common::*;
 
-/// The kit kernel's header tree and module tree, unpacked once.
+/// The kit kernel's header tree and module tree, unpacked once per kernel
+/// into cargo's scratch directory (reused by later runs, never leaked).
 struct Unpacked {
-    _dir: tempfile::TempDir,
     headers: PathBuf,
     modules: PathBuf,
 }
@@ -40,16 +40,20 @@ fn kit_trees() -> &'static Unpacked {
     static TREES: OnceLock<Unpacked> = OnceLock::new();
     TREES.get_or_init(|| {
         let kit = kit();
-        let dir = tempfile::tempdir().unwrap();
-        let _engine = engine_lock();
-        unpack(&kit.kernel_ref, "/kernel-dev.tar", dir.path());
-        unpack(&kit.kernel_ref, "/kernel.tar", dir.path());
+        let id = docker_ok(&["image", "inspect", "--format", "{{.Id}}", &kit.kernel_ref]);
+        let id = id.trim().trim_start_matches("sha256:");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("kit-trees-{}", &id[..12]));
+        if !dir.join("complete").exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let _engine = engine_lock();
+            unpack(&kit.kernel_ref, "/kernel-dev.tar", &dir);
+            unpack(&kit.kernel_ref, "/kernel.tar", &dir);
+            std::fs::write(dir.join("complete"), "").unwrap();
+        }
         Unpacked {
-            headers: dir
-                .path()
-                .join(format!("usr/src/linux-headers-{}", kit.kver)),
-            modules: dir.path().join(format!("lib/modules/{}", kit.kver)),
-            _dir: dir,
+            headers: dir.join(format!("usr/src/linux-headers-{}", kit.kver)),
+            modules: dir.join(format!("lib/modules/{}", kit.kver)),
         }
     })
 }
