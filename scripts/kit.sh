@@ -49,42 +49,12 @@ ROOTFS_TAR="$CACHE/builder-${SUITE}-rootfs.tar.zst"
 KIT_ENV="$CACHE/kit.env"
 DEB_DIR="$CACHE/debs"
 
-log() { printf 'kit: %s\n' "$*" >&2; }
-die() { printf 'kit: error: %s\n' "$*" >&2; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
-
-# ---------------------------------------------------------------- temp files
-TMP_PATHS=()
-cleanup() {
-    local p m
-    for p in "${TMP_PATHS[@]}"; do
-        [[ -e $p || -L $p ]] || continue
-        if [[ -d $p ]]; then
-            # An interrupted debootstrap may leave proc/sys mounted inside.
-            while read -r m; do
-                umount -l "$m" 2>/dev/null || true
-            done < <(awk -v p="$p/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts | sort -r)
-            rm -rf --one-file-system -- "$p" 2>/dev/null || rm -rf -- "$p" || true
-        else
-            rm -f -- "$p"
-        fi
-    done
-}
-trap cleanup EXIT
+LOG_PREFIX=kit
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$HERE/lib/common.sh"
+trap remove_tmp_paths EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-# mktemp_dir VAR NAME: VAR := new temp dir in the cache (removed on exit).
-mktemp_dir() {
-    local _d; _d="$(mktemp -d "$CACHE/.tmp.$2.XXXXXX")"
-    TMP_PATHS+=("$_d"); printf -v "$1" "%s" "$_d"
-}
-# tmp_for VAR FILE: VAR := temp name for an atomic write of FILE (same dir,
-# so the final mv is a rename; removed on exit if still there).
-tmp_for() {
-    local _t; _t="$(dirname "$2")/.$(basename "$2").tmp.$$"
-    TMP_PATHS+=("$_t"); printf -v "$1" "%s" "$_t"
-}
 
 # --------------------------------------------------------------------- docker
 docker_label() {  # image label -> value, or fail if the image is absent
@@ -133,7 +103,7 @@ make_rootfs_tar() {
     command -v debootstrap >/dev/null || die "debootstrap is not installed"
     local mirror dir t t0
     mirror="$(find_mirror)"
-    mktemp_dir dir rootfs
+    mktemp_dir dir "$CACHE" rootfs
     log "debootstrap $SUITE from $mirror (takes a few minutes) ..."
     t0="$(now)"
     debootstrap --variant=minbase --arch="$ARCH" --include="$BUILDER_INCLUDE" \
@@ -264,7 +234,7 @@ download_debs() {
     while read -r p; do deb_path "$p" >/dev/null || missing+=("$p=$DEBVER"); done < <(kernel_pkgs)
     ((${#missing[@]})) || { log "debs cached in $DEB_DIR"; return 0; }
     mkdir -p "$DEB_DIR"
-    mktemp_dir dir debs
+    mktemp_dir dir "$CACHE" debs
     # As root, apt's _apt sandbox user usually cannot write into $CACHE
     # (e.g. under /root) and apt warns; download as root straight away.
     local aptopt=()
@@ -283,7 +253,7 @@ kernel_image_tar() { printf '%s\n' "$CACHE/kernel-image_${KVER}_${DEBVER//:/%3a}
 assemble_kernel_image() {
     local stage x m out p deb t t0 t1 kdirs moddir dev_dirs kbuild_link kbuild_dir img
     download_debs
-    mktemp_dir stage kernel
+    mktemp_dir stage "$CACHE" kernel
     x="$stage/x" m="$stage/m" out="$stage/out"
     mkdir -p "$x" "$m/lib/modules" "$out"
 
@@ -393,7 +363,7 @@ other_headers() {
         [[ $a == "$ABI" ]] && continue
         v="$(madison_versions "linux-headers-$a-$ARCH" | head -n 1)"
         [[ -n $v ]] || continue
-        mktemp_dir x other
+        mktemp_dir x "$CACHE" other
         (cd "$x" && apt-get download "linux-headers-$a-$ARCH=$v" >&2) || continue
         deb="$(ls "$x"/*.deb)"
         dpkg-deb -x "$deb" "$x/tree"

@@ -93,48 +93,27 @@ use_dir() {
 }
 use_dir "$STATE"
 
-log() { printf 'sim: %s\n' "$*" >&2; }
-die() { printf 'sim: error: %s\n' "$*" >&2; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+LOG_PREFIX=sim
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$HERE/lib/common.sh"
 
 # ---------------------------------------------------------------- temp files
-TMP_PATHS=()
 STOP_ON_FAILURE=()  # dirs whose VM this run started and must not leave
                     # running if it fails (or is interrupted)
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
-    local rc=$? p m
+    local rc=$? p
     if ((rc != 0)); then
         for p in "${STOP_ON_FAILURE[@]}"; do
             use_dir "$p"
             stop_vm || true
         done
     fi
-    for p in "${TMP_PATHS[@]}"; do
-        [[ -e $p || -L $p ]] || continue
-        if [[ -d $p ]]; then
-            # An interrupted debootstrap may leave proc/sys mounted inside.
-            while read -r m; do
-                umount -l "$m" 2>/dev/null || true
-            done < <(awk -v p="$p/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts | sort -r)
-            rm -rf --one-file-system -- "$p" 2>/dev/null || rm -rf -- "$p" || true
-        else
-            rm -f -- "$p"
-        fi
-    done
+    remove_tmp_paths
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-mktemp_dir() {  # VAR PARENT NAME: VAR := new temp dir in PARENT (removed on exit)
-    local _d; _d="$(mktemp -d "$2/.tmp.$3.XXXXXX")"
-    TMP_PATHS+=("$_d"); printf -v "$1" "%s" "$_d"
-}
-tmp_for() {  # VAR FILE: VAR := temp name beside FILE for an atomic write
-    local _t; _t="$(dirname "$2")/.$(basename "$2").tmp.$$"
-    TMP_PATHS+=("$_t"); printf -v "$1" "%s" "$_t"
-}
 write_atomic() {  # FILE CONTENT
     local t; tmp_for t "$1"
     printf '%s\n' "$2" >"$t"
