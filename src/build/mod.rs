@@ -21,7 +21,8 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{BuildOutput, BuildRequest, Engine, EngineError, RunRequest, Session};
 use crate::interrupt;
-use crate::kernel::image::{facts_from_image, ImageFactsError};
+use crate::kernel::image::ImageFactsError;
+use crate::kernel::KernelFacts;
 use crate::kernel::{self, KernelImageError};
 use crate::ko::{KoError, Module};
 use crate::toolchain::{self, Toolchain, ToolchainError};
@@ -271,7 +272,7 @@ fn run_in_session(
 
     if opts.check {
         progress.step(&format!("checking that they will load into {release}"));
-        let facts = facts_from_image(engine, session, kernel_ref, Some(&release))?;
+        let facts = facts_from_buildenv(engine, session, &buildenv, kernel_ref, &release)?;
         let report = crate::check::check(&facts, &modules, &[]);
         if !report.all_fit() {
             return Err(BuildError::WillNotLoad { report });
@@ -317,6 +318,51 @@ fn run_in_session(
         image_id,
         modules,
         output_files,
+    })
+}
+
+/// The kernel's facts from the header tree already unpacked in the build
+/// environment: a few small files, instead of streaming the whole
+/// `kernel-dev.tar` out of the engine again.
+fn facts_from_buildenv(
+    engine: &dyn Engine,
+    session: &Session,
+    buildenv: &str,
+    kernel_ref: &str,
+    release: &str,
+) -> Result<KernelFacts, BuildError> {
+    let container = session.name("facts");
+    engine.create(buildenv, &container, session.id())?;
+    let tree = kernel::headers_dir(release);
+    let mut files = std::collections::BTreeMap::new();
+    let mut result = Ok(());
+    for name in kernel::facts::FACT_FILES {
+        let mut data = Vec::new();
+        let read = engine.with_file(&container, &format!("{tree}/{name}"), &mut |r| {
+            r.read_to_end(&mut data)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+        match read {
+            Ok(true) => {
+                files.insert(name.to_string(), data);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    engine.remove_session_containers(session.id())?;
+    result?;
+    KernelFacts::from_files(&files).map_err(|source| {
+        ImageFactsError::Facts {
+            reference: kernel_ref.to_string(),
+            release: release.to_string(),
+            source,
+        }
+        .into()
     })
 }
 
