@@ -14,15 +14,25 @@
 # All progress goes to stderr.  Idempotent; a run with both images present
 # does no apt queries and takes about a second.
 #
+# Other modes (run the plain kit first; each prints one line on stdout):
+#   --other-headers  print the directory of the header tree of ANOTHER Debian
+#                    kernel release of the kit's series than the kit's (the
+#                    newest other ABI the archive offers, pinned on first use
+#                    in $DMB_KIT_CACHE/other-headers); tests check against it
+#   --other-kernel   build (only when missing) dmb-kit/kernel:<that release>,
+#                    a LinuxKit-layout image of the same other release, good
+#                    enough for `dmb build` (kernel-dev.tar, a kernel.tar with
+#                    only lib/modules/<release>/build, kernel-builder naming
+#                    the kit's builder; no kernel binary, no linux.tar.xz),
+#                    and print KERNEL_REF=dmb-kit/kernel:<that release>
+#
 # Environment:
 #   DMB_DOCKER       docker CLI to use (default: docker)
 #   DMB_KIT_CACHE    cache dir (default: ${XDG_CACHE_HOME:-$HOME/.cache}/dmb-kit)
 #   DMB_KIT_SERIES   force the kernel series (e.g. 6.1) instead of detecting it
 #   DMB_KIT_MIRROR   force the debootstrap mirror instead of reading apt sources
-#   (with --other-headers: print the directory of the header tree of another
-#   Debian kernel release, downloading it once; tests check against it)
 #   DMB_KIT_REFRESH  =1: forget the pinned kernel choice in kit.env and pick the
-#                    newest one the archive offers now
+#                    newest one the archive offers now (not the other release)
 #
 # Needs root for debootstrap (first run only), apt-get/apt-cache, dpkg-deb,
 # python3, xz, zstd.  Nothing here loads kernel modules or runs privileged
@@ -182,6 +192,15 @@ detect_series() {
     if ((${#base[@]})); then printf '%s\n' "${base[0]}"; else printf '%s\n' "${all[0]}"; fi
 }
 
+# The kernel ABIs (e.g. 6.1.0-56) of series $1 that have a
+# linux-headers-<abi>-$ARCH package in the archive, newest first.
+series_abis() {
+    local sre="${1//./\\.}"
+    apt-cache search --names-only "^linux-headers-${sre}\.[^-]+(-[0-9]+)?-${ARCH}\$" \
+        | awk -v arch="$ARCH" '{ n = $1; sub(/^linux-headers-/, "", n); sub("-" arch "$", "", n); print n }' \
+        | sort -V -r
+}
+
 # Pick SERIES, DEBVER, ABI, KVER: the newest Debian version V at which
 # linux-source-S, linux-kbuild-S, linux-headers-<abi>-{amd64,common} and
 # linux-image-<abi>-amd64-unsigned all exist.
@@ -189,11 +208,9 @@ resolve_kernel() {
     ensure_apt_lists
     SERIES="$(detect_series)"
     log "kernel series: $SERIES"
-    local sre="${SERIES//./\\.}" abis=() pkgs=() v a line
+    local abis=() pkgs=() v a line
     declare -A have=()
-    mapfile -t abis < <(apt-cache search --names-only "^linux-headers-${sre}\.[^-]+(-[0-9]+)?-${ARCH}\$" \
-        | awk -v arch="$ARCH" '{ n = $1; sub(/^linux-headers-/, "", n); sub("-" arch "$", "", n); print n }' \
-        | sort -V -r)
+    mapfile -t abis < <(series_abis "$SERIES")
     ((${#abis[@]})) || die "no linux-headers-${SERIES}*-${ARCH} packages in the archive"
     pkgs=("linux-source-$SERIES" "linux-kbuild-$SERIES")
     for a in "${abis[@]}"; do
@@ -221,17 +238,22 @@ kernel_pkgs() {
     printf '%s\n' "linux-headers-$ABI-$ARCH" "linux-headers-$ABI-common" "linux-kbuild-$SERIES" \
         "linux-image-$ABI-$ARCH-unsigned" "linux-source-$SERIES"
 }
-deb_path() {  # cached .deb of package $1 at $DEBVER, or fail
-    local f
-    for f in "$DEB_DIR/${1}_${DEBVER//:/%3a}_"*.deb; do
+deb_path() {  # cached .deb of package $1 at version $2 (default $DEBVER), or fail
+    local f v=${2:-$DEBVER}
+    for f in "$DEB_DIR/${1}_${v//:/%3a}_"*.deb; do
         [[ -f $f ]] && { printf '%s\n' "$f"; return 0; }
     done
     return 1
 }
 
+# download_debs HINT PKG=VERSION...: make sure $DEB_DIR holds each package at
+# its version; HINT is added to the error when apt-get download fails.
 download_debs() {
-    local p missing=() dir f
-    while read -r p; do deb_path "$p" >/dev/null || missing+=("$p=$DEBVER"); done < <(kernel_pkgs)
+    local hint=$1 spec missing=() dir f
+    shift
+    for spec in "$@"; do
+        deb_path "${spec%%=*}" "${spec#*=}" >/dev/null || missing+=("$spec")
+    done
     ((${#missing[@]})) || { log "debs cached in $DEB_DIR"; return 0; }
     mkdir -p "$DEB_DIR"
     mktemp_dir dir "$CACHE" debs
@@ -241,28 +263,57 @@ download_debs() {
     [[ $EUID -ne 0 ]] || aptopt=(-o APT::Sandbox::User=root)
     log "downloading ${missing[*]}"
     (cd "$dir" && apt-get "${aptopt[@]}" download "${missing[@]}" >&2) \
-        || die "apt-get download failed (DMB_KIT_REFRESH=1 re-picks the kernel if $DEBVER is gone)"
+        || die "apt-get download failed ($hint)"
     for f in "$dir"/*.deb; do mv -f "$f" "$DEB_DIR/"; done
     rm -rf "$dir"
-    while read -r p; do deb_path "$p" >/dev/null || die "download of $p=$DEBVER produced no .deb"; done < <(kernel_pkgs)
+    for spec in "$@"; do
+        deb_path "${spec%%=*}" "${spec#*=}" >/dev/null || die "download of $spec produced no .deb"
+    done
+}
+
+# unpack_debs DIR PKG=VERSION...: extract the cached .debs into DIR.
+unpack_debs() {
+    local dir=$1 spec deb
+    shift
+    for spec in "$@"; do
+        deb="$(deb_path "${spec%%=*}" "${spec#*=}")" || die "no cached .deb for $spec"
+        log "unpacking $(basename "$deb")"
+        dpkg-deb -x "$deb" "$dir"
+    done
 }
 
 # ------------------------------------------------------------- kernel image
 kernel_image_tar() { printf '%s\n' "$CACHE/kernel-image_${KVER}_${DEBVER//:/%3a}.tar"; }
 
+# pack_kernel_dev X DEST KVER ABI SERIES: DEST/kernel-dev.tar from the
+# linux-headers-<ABI>-{amd64,common} and linux-kbuild-<SERIES> debs unpacked
+# in X: the headers dir of KVER plus everything it links into.
+pack_kernel_dev() {
+    local x=$1 dest=$2 kver=$3 abi=$4 series=$5 p kbuild_link kbuild_dir dev_dirs
+    kbuild_link="$(readlink "$x/usr/src/linux-headers-$kver/scripts" || true)"
+    kbuild_dir="usr/lib/linux-kbuild-$series"
+    [[ $kbuild_link == "../../lib/linux-kbuild-$series/scripts" ]] \
+        || log "warning: headers scripts link is '$kbuild_link' (expected ../../lib/linux-kbuild-$series/scripts)"
+    dev_dirs=("usr/src/linux-headers-$kver" "usr/src/linux-headers-$abi-common" "$kbuild_dir")
+    for p in "${dev_dirs[@]}"; do [[ -d $x/$p ]] || die "missing $p in the unpacked debs"; done
+    for p in .config Module.symvers Makefile include scripts; do
+        [[ -e $x/usr/src/linux-headers-$kver/$p ]] || die "headers dir lacks $p"
+    done
+    tar -C "$x" --sort=name --owner=0 --group=0 --numeric-owner -cf "$dest/kernel-dev.tar" "${dev_dirs[@]}"
+    python3 "$KIT_TAR_PY" check "$dest/kernel-dev.tar" "${dev_dirs[@]/%//}" \
+        || die "kernel-dev.tar has symlinks that do not resolve inside it"
+}
+
 assemble_kernel_image() {
-    local stage x m out p deb t t0 t1 kdirs moddir dev_dirs kbuild_link kbuild_dir img
-    download_debs
+    local stage x m out p deb t t0 t1 kdirs moddir img specs=()
+    while read -r p; do specs+=("$p=$DEBVER"); done < <(kernel_pkgs)
+    download_debs "DMB_KIT_REFRESH=1 re-picks the kernel if $DEBVER is gone" "${specs[@]}"
     mktemp_dir stage "$CACHE" kernel
     x="$stage/x" m="$stage/m" out="$stage/out"
     mkdir -p "$x" "$m/lib/modules" "$out"
 
-    for p in "linux-headers-$ABI-$ARCH" "linux-headers-$ABI-common" "linux-kbuild-$SERIES" \
-             "linux-image-$ABI-$ARCH-unsigned"; do
-        deb="$(deb_path "$p")"
-        log "unpacking $(basename "$deb")"
-        dpkg-deb -x "$deb" "$x"
-    done
+    unpack_debs "$x" "linux-headers-$ABI-$ARCH=$DEBVER" "linux-headers-$ABI-common=$DEBVER" \
+        "linux-kbuild-$SERIES=$DEBVER" "linux-image-$ABI-$ARCH-unsigned=$DEBVER"
 
     # KVER must be what the image package installs under lib/modules.
     moddir="$x/lib/modules"
@@ -289,18 +340,7 @@ assemble_kernel_image() {
     tar -C "$m" --sort=name --owner=0 --group=0 --numeric-owner -cf "$out/kernel.tar" lib
 
     # kernel-dev.tar: the headers dir plus everything it links into.
-    kbuild_link="$(readlink "$x/usr/src/linux-headers-$KVER/scripts" || true)"
-    kbuild_dir="usr/lib/linux-kbuild-$SERIES"
-    [[ $kbuild_link == "../../lib/linux-kbuild-$SERIES/scripts" ]] \
-        || log "warning: headers scripts link is '$kbuild_link' (expected ../../lib/linux-kbuild-$SERIES/scripts)"
-    dev_dirs=("usr/src/linux-headers-$KVER" "usr/src/linux-headers-$ABI-common" "$kbuild_dir")
-    for p in "${dev_dirs[@]}"; do [[ -d $x/$p ]] || die "missing $p in the unpacked debs"; done
-    for p in .config Module.symvers Makefile include scripts; do
-        [[ -e $x/usr/src/linux-headers-$KVER/$p ]] || die "headers dir lacks $p"
-    done
-    tar -C "$x" --sort=name --owner=0 --group=0 --numeric-owner -cf "$out/kernel-dev.tar" "${dev_dirs[@]}"
-    python3 "$KIT_TAR_PY" check "$out/kernel-dev.tar" "${dev_dirs[@]/%//}" \
-        || die "kernel-dev.tar has symlinks that do not resolve inside it"
+    pack_kernel_dev "$x" "$out" "$KVER" "$ABI" "$SERIES"
 
     # linux.tar.xz: linux-source-$SERIES.tar.xz re-rooted at linux/ (streamed).
     deb="$(deb_path "linux-source-$SERIES")"
@@ -327,6 +367,21 @@ assemble_kernel_image() {
     log "kernel image tarball cached: $img ($(du -h "$img" | cut -f1))"
 }
 
+# import_kernel_image TAR KVER DEBVER [NOTE]: docker import TAR as
+# $KERNEL_REPO:KVER with the kit's kernel labels.
+import_kernel_image() {
+    local img=$1 kver=$2 debver=$3 note=${4:-} ref="$KERNEL_REPO:$2"
+    log "importing $ref from $img"
+    "${DOCKER[@]}" import \
+        --change "LABEL org.mobyproject.linuxkit.kernel.buildimage=$BUILD_REF" \
+        --change 'LABEL dmb.kit=kernel' \
+        --change "LABEL dmb.kit.kver=$kver" \
+        --change "LABEL dmb.kit.debian-version=$debver" \
+        --message "dmb kit kernel $kver (Debian $debver)$note" \
+        "$img" "$ref" >&2
+    have_kernel_image "$kver" "$debver" || die "import of $ref did not produce a labelled image"
+}
+
 ensure_kernel() {
     local ref="$KERNEL_REPO:$KVER" img
     if have_kernel_image "$KVER" "$DEBVER"; then log "image $ref present"; return; fi
@@ -334,31 +389,26 @@ ensure_kernel() {
     [[ -s $img ]] || assemble_kernel_image
     # Drop older kernel tarballs of this kit (the .debs stay).
     find "$CACHE" -maxdepth 1 -name 'kernel-image_*.tar' ! -path "$img" -delete
-    log "importing $ref from $img"
-    "${DOCKER[@]}" import \
-        --change "LABEL org.mobyproject.linuxkit.kernel.buildimage=$BUILD_REF" \
-        --change 'LABEL dmb.kit=kernel' \
-        --change "LABEL dmb.kit.kver=$KVER" \
-        --change "LABEL dmb.kit.debian-version=$DEBVER" \
-        --message "dmb kit kernel $KVER (Debian $DEBVER)" \
-        "$img" "$ref" >&2
-    have_kernel_image "$KVER" "$DEBVER" || die "import of $ref did not produce a labelled image"
+    import_kernel_image "$img" "$KVER" "$DEBVER"
 }
 
-# ---------------------------------------------------------------------- main
-# --other-headers: the header tree (.config, Module.symvers, include/...)
-# of ANOTHER Debian kernel release than the kit's, for tests that check a
-# module against the wrong kernel. Prints its directory. Only the arch
-# package is needed: the files a check reads are all in it.
-other_headers() {
-    local dir="$CACHE/other-headers" a v deb x
-    if [[ -f $dir/release ]]; then
-        printf '%s\n' "$dir/usr/src/linux-headers-$(cat "$dir/release")" >&3
+# ------------------------------------------------------------ other release
+# ANOTHER Debian kernel release of the kit's series than the kit's, for tests
+# that check a module against the wrong kernel.  Its arch headers package is
+# unpacked in $OTHER_DIR; "release" there pins the choice for both modes.
+OTHER_DIR="$CACHE/other-headers"
+OTHER_KVER=""
+
+# Sets OTHER_KVER: the pinned release, else (pinning it) the newest other ABI
+# whose linux-headers-<abi>-amd64 downloads and has a Module.symvers.
+pin_other_release() {
+    local a v deb x
+    if [[ -f $OTHER_DIR/release ]]; then
+        OTHER_KVER="$(cat "$OTHER_DIR/release")"
         return 0
     fi
     load_env || die "run scripts/kit.sh first"
     ensure_apt_lists
-    local sre="${SERIES//./\\.}"
     while read -r a; do
         [[ $a == "$ABI" ]] && continue
         v="$(madison_versions "linux-headers-$a-$ARCH" | head -n 1)"
@@ -369,31 +419,130 @@ other_headers() {
         dpkg-deb -x "$deb" "$x/tree"
         [[ -f $x/tree/usr/src/linux-headers-$a-$ARCH/Module.symvers ]] || continue
         printf '%s\n' "$a-$ARCH" >"$x/tree/release"
-        rm -rf "$dir"
-        mv "$x/tree" "$dir"
+        rm -rf "$OTHER_DIR"
+        mv "$x/tree" "$OTHER_DIR"
         log "other headers: $a-$ARCH from Debian $v"
-        printf '%s\n' "$dir/usr/src/linux-headers-$a-$ARCH" >&3
+        OTHER_KVER="$a-$ARCH"
         return 0
-    done < <(apt-cache search --names-only "^linux-headers-${sre}\.[^-]+(-[0-9]+)?-${ARCH}\$" \
-        | awk -v arch="$ARCH" '{ n = $1; sub(/^linux-headers-/, "", n); sub("-" arch "$", "", n); print n }' \
-        | sort -V -r)
+    done < <(series_abis "$SERIES")
     die "no other linux-headers-${SERIES}*-${ARCH} in the archive"
 }
 
-main() {
-    if [[ ${1:-} == --other-headers ]]; then
-        mkdir -p "$CACHE"
-        exec 9>"$CACHE/.lock"
-        flock 9 || die "cannot lock $CACHE/.lock"
-        other_headers
+# --other-headers: the header tree (.config, Module.symvers, include/...)
+# of the other release. Prints its directory. Only the arch package is
+# needed: the files a check reads are all in it.
+other_headers() {
+    pin_other_release
+    printf '%s\n' "$OTHER_DIR/usr/src/linux-headers-$OTHER_KVER" >&3
+}
+
+# The Debian version of the pinned other release: the top entry of the
+# changelog its headers package installed (no apt query), else the newest
+# version the archive offers.
+other_debver() {
+    local cl="$OTHER_DIR/usr/share/doc/linux-headers-$OTHER_KVER/changelog.Debian.gz" v=""
+    [[ -f $cl ]] && v="$(gzip -dc "$cl" | sed -n '1s/^[^ ]* (\([^)]*\)).*/\1/p')"
+    if [[ ! $v =~ ^[0-9][A-Za-z0-9.+~:-]*$ ]]; then
+        ensure_apt_lists
+        v="$(madison_versions "linux-headers-$OTHER_KVER" | head -n 1)"
+    fi
+    [[ -n $v ]] || die "cannot tell the Debian version of linux-headers-$OTHER_KVER"
+    printf '%s\n' "$v"
+}
+
+# kbuild_version SERIES V: the linux-kbuild-SERIES version to pair with
+# Debian version V.  V itself when the archive offers it; else the newest
+# offered one of the same upstream version: the archive keeps one
+# linux-kbuild-<series> per suite, so an older upload's kbuild is gone while
+# its ABI-named headers packages stay (bookworm-security: linux-headers-
+# 6.1.0-55-* at 6.1.192-1, linux-kbuild-6.1 only at 6.1.192-2).  The kbuild
+# tools (fixdep, modpost, ...) come from the same upstream source.
+kbuild_version() {
+    local series=$1 v=$2 w offered=()
+    mapfile -t offered < <(madison_versions "linux-kbuild-$series" | sort_debver_desc)
+    for w in "${offered[@]}"; do
+        [[ $w == "$v" ]] && { printf '%s\n' "$v"; return 0; }
+    done
+    for w in "${offered[@]}"; do
+        if [[ ${w%-*} == "${v%-*}" ]]; then
+            log "linux-kbuild-$series=$v is not in the archive; using $w (same upstream version ${v%-*})"
+            printf '%s\n' "$w"
+            return 0
+        fi
+    done
+    die "the archive offers no linux-kbuild-$series of upstream version ${v%-*} (it has: ${offered[*]:-none})"
+}
+
+# --other-kernel: $KERNEL_REPO:<other release>, the release --other-headers
+# names, in the LinuxKit layout as far as `dmb build` reads it: kernel-dev.tar
+# made exactly as the kit's, kernel-builder and the buildimage label naming
+# the kit's builder, and a kernel.tar holding only lib/modules/<release>/build
+# (dmb checks that kernel.tar exists, it reads nothing from it).  No
+# linux-image or linux-source package is needed: nothing boots, depmods or
+# unpacks the sources of this kernel, so the image has no kernel, System.map,
+# modules or linux.tar.xz.  Prints KERNEL_REF=<image>.
+other_kernel() {
+    local ref debver abi series kbuild_ver stage x m out img specs
+    pin_other_release
+    ref="$KERNEL_REPO:$OTHER_KVER"
+    debver="$(other_debver)"
+    if have_kernel_image "$OTHER_KVER" "$debver"; then
+        log "image $ref present"
+        printf 'KERNEL_REF=%s\n' "$ref" >&3
         return 0
     fi
-    local t0; t0="$(now)"
+    abi=${OTHER_KVER%-"$ARCH"}
+    [[ $abi =~ ^([0-9]+\.[0-9]+)\. ]] || die "cannot tell the kernel series of $OTHER_KVER"
+    series=${BASH_REMATCH[1]}
+    ensure_apt_lists
+    kbuild_ver="$(kbuild_version "$series" "$debver")"
+    log "other kernel: $OTHER_KVER from Debian $debver (linux-kbuild-$series $kbuild_ver)"
+    specs=("linux-headers-$abi-$ARCH=$debver" "linux-headers-$abi-common=$debver"
+           "linux-kbuild-$series=$kbuild_ver")
+    download_debs "Debian $debver may be gone; remove $OTHER_DIR to re-pick the other release" "${specs[@]}"
+    mktemp_dir stage "$CACHE" other-kernel
+    x="$stage/x" m="$stage/m" out="$stage/out"
+    mkdir -p "$x" "$m/lib/modules/$OTHER_KVER" "$out"
+    unpack_debs "$x" "${specs[@]}"
+    pack_kernel_dev "$x" "$out" "$OTHER_KVER" "$abi" "$series"
+    ln -s "/usr/src/linux-headers-$OTHER_KVER" "$m/lib/modules/$OTHER_KVER/build"
+    tar -C "$m" --sort=name --owner=0 --group=0 --numeric-owner -cf "$out/kernel.tar" lib
+    printf '%s\n' "$BUILD_REF" >"$out/kernel-builder"
+    img="$stage/image.tar"
+    tar -C "$out" --owner=0 --group=0 --numeric-owner -cf "$img" kernel.tar kernel-dev.tar kernel-builder
+    import_kernel_image "$img" "$OTHER_KVER" "$debver" \
+        ", headers only, linux-kbuild-$series $kbuild_ver"
+    rm -rf "$stage"
+    printf 'KERNEL_REF=%s\n' "$ref" >&3
+}
+
+# ---------------------------------------------------------------------- main
+lock_cache() {
     mkdir -p "$CACHE"
     exec 9>"$CACHE/.lock"
     flock 9 || die "cannot lock $CACHE/.lock"
+}
+check_docker() {
     "${DOCKER[@]}" version --format '{{.Server.Version}}' >/dev/null 2>&1 \
         || die "cannot talk to the docker engine with '${DOCKER[*]}'"
+}
+
+main() {
+    local t0; t0="$(now)"
+    case ${1:-} in
+        --other-headers)
+            lock_cache
+            other_headers
+            return 0 ;;
+        --other-kernel)
+            lock_cache
+            check_docker
+            other_kernel
+            log "done in $(since "$t0")"
+            return 0 ;;
+    esac
+    lock_cache
+    check_docker
 
     if [[ ${DMB_KIT_REFRESH:-} == 1 ]] || ! load_env; then
         KVER="" ABI="" SERIES="" DEBVER=""

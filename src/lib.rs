@@ -13,5 +13,6 @@ pub mod engine;
 pub mod interrupt;
 pub mod kernel;
 pub mod ko;
+pub mod load;
 pub mod target;
 pub mod toolchain;

@@ -148,6 +148,7 @@ mod tests {
             versions: vec![],
             undefined: vec![],
             exports: vec![],
+            build_id_note: None,
             signature: None,
         }
     }

@@ -234,13 +234,12 @@ fn run_in_session(
     }
     stop_if_interrupted()?;
 
-    let listing = engine.run(&RunRequest {
-        image: buildenv.clone(),
-        name: session.name("trees"),
-        session: session.id().to_string(),
-        script: kernel::TREE_LISTING_SCRIPT,
-        host_mount_namespace: false,
-    })?;
+    let listing = engine.run(&RunRequest::new(
+        &buildenv,
+        session.name("trees"),
+        session.id(),
+        kernel::TREE_LISTING_SCRIPT,
+    ))?;
     let trees = kernel::parse_tree_listing(&listing.stdout);
     let release = kernel::select_tree(kernel_ref, &trees, opts.kver.as_deref())?
         .release
@@ -392,13 +391,12 @@ fn prepare_buildenv(
 
     progress.step(&format!("checking the toolchain of {build_ref}"));
     let found = engine
-        .run(&RunRequest {
-            image: build_ref.to_string(),
-            name: session.name("probe"),
-            session: session.id().to_string(),
-            script: toolchain::PROBE_SCRIPT,
-            host_mount_namespace: false,
-        })
+        .run(&RunRequest::new(
+            build_ref,
+            session.name("probe"),
+            session.id(),
+            toolchain::PROBE_SCRIPT,
+        ))
         .map_err(|e| match e {
             EngineError::Command { detail, .. } => BuildError::Toolchain {
                 reference: build_ref.to_string(),

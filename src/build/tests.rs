@@ -203,6 +203,36 @@ impl Engine for Fake {
         self.images.borrow_mut().remove(reference);
         Ok(())
     }
+
+    // A build never loads modules: these are the loader's.
+    fn run_reading(
+        &self,
+        _: &RunRequest,
+        _: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<(), String>,
+    ) -> Result<(), EngineError> {
+        unreachable!("builds do not stream container output")
+    }
+    fn create_container(&self, _: &crate::engine::ContainerSpec) -> Result<(), EngineError> {
+        unreachable!("builds create no loader")
+    }
+    fn copy_into(&self, _: &str, _: &Path, _: &str) -> Result<(), EngineError> {
+        unreachable!("builds copy nothing into containers")
+    }
+    fn start_attached(&self, _: &str) -> Result<Finished, EngineError> {
+        unreachable!("builds start no containers")
+    }
+    fn start(&self, _: &str) -> Result<(), EngineError> {
+        unreachable!("builds start no containers")
+    }
+    fn containers_with_label(
+        &self,
+        _: &str,
+    ) -> Result<Vec<crate::engine::ContainerInfo>, EngineError> {
+        unreachable!("builds list no containers")
+    }
+    fn remove_container(&self, _: &str) -> Result<(), EngineError> {
+        unreachable!("builds remove containers by session")
+    }
 }
 
 struct Silent;

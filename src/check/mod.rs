@@ -77,6 +77,11 @@ pub struct Verdict {
     pub module: String,
     pub fits: bool,
     pub misfits: Vec<Misfit>,
+    /// Imported symbols whose CRC nothing known records (only when the
+    /// kernel's CRCs come from its installed modules, not a Module.symvers):
+    /// the kernel itself decides at load time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<String>,
 }
 
 /// The verdict on a set of modules against one kernel.
@@ -115,6 +120,7 @@ pub fn check(kernel: &KernelFacts, set: &[Module], others: &[Module]) -> Report 
         .map(|m| m.name.clone())
         .chain(kernel.symvers.module_names())
         .chain(kernel.builtin.iter().cloned())
+        .chain(kernel.installed.iter().cloned())
         .collect();
     let expected_machine = kernel.machine();
 
@@ -136,6 +142,7 @@ pub fn check(kernel: &KernelFacts, set: &[Module], others: &[Module]) -> Report 
                     });
                 }
             }
+            let mut unverified = Vec::new();
             let mut versioned = HashSet::new();
             for v in &m.versions {
                 versioned.insert(v.symbol.as_str());
@@ -143,6 +150,10 @@ pub fn check(kernel: &KernelFacts, set: &[Module], others: &[Module]) -> Report 
                     Some(e) => (Some(e.crc), e.module.as_str()),
                     None => match provided.get(v.symbol.as_str()) {
                         Some((crc, who)) => (*crc, *who),
+                        None if !kernel.symvers_complete => {
+                            unverified.push(v.symbol.clone());
+                            continue;
+                        }
                         None => {
                             misfits.push(Misfit::UnknownSymbol {
                                 symbol: v.symbol.clone(),
@@ -165,7 +176,9 @@ pub fn check(kernel: &KernelFacts, set: &[Module], others: &[Module]) -> Report 
                     || kernel.symvers.symbols.contains_key(symbol)
                     || provided.contains_key(symbol.as_str())
                     || LINKER_SYMBOLS.contains(&symbol.as_str());
-                if !exported {
+                if !exported && !kernel.symvers_complete {
+                    unverified.push(symbol.clone());
+                } else if !exported {
                     misfits.push(Misfit::UnknownSymbol {
                         symbol: symbol.clone(),
                     });
@@ -184,6 +197,7 @@ pub fn check(kernel: &KernelFacts, set: &[Module], others: &[Module]) -> Report 
                 module: m.name.clone(),
                 fits: misfits.is_empty(),
                 misfits,
+                unverified,
             }
         })
         .collect();

@@ -66,6 +66,22 @@ pub fn module_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
     Ok(out)
 }
 
+/// The module files directly in `dir` (not below), sorted.
+pub fn module_files_in(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| SourceError::Io {
+        what: dir.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| is_module_file(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// Reads module files on all cores; the first unreadable one is an error.
 /// Each module is named by its path relative to `base`.
 pub fn read_modules(paths: &[PathBuf], base: Option<&Path>) -> Result<Vec<Module>, SourceError> {
@@ -143,7 +159,7 @@ pub fn modules_from_args(
 }
 
 /// The `.ko` files at the top of an image (where MODULE_REF keeps them).
-fn modules_of_image(
+pub fn modules_of_image(
     engine: &dyn Engine,
     session: &Session,
     reference: &str,

@@ -5,6 +5,8 @@ use crate::check::sources::SourceError;
 use crate::engine::EngineError;
 use crate::kernel::image::ImageFactsError;
 use crate::kernel::KernelImageError;
+use crate::load::plan::PlanError;
+use crate::load::{LoadError, UnloadError};
 
 pub const UNEXPECTED: i32 = 1;
 pub const MODULE_DIR_MISSING: i32 = 10;
@@ -27,6 +29,11 @@ pub const WILL_NOT_LOAD: i32 = 50;
 pub const MODULE_UNREADABLE: i32 = 51;
 pub const KERNEL_FACTS: i32 = 52;
 pub const INPUT_NOT_FOUND: i32 = 53;
+pub const LOAD_REFUSED: i32 = 60;
+pub const INSERT_FAILED: i32 = 61;
+pub const NOT_LOADED: i32 = 62;
+pub const IN_USE: i32 = 63;
+pub const REMOVE_FAILED: i32 = 64;
 pub const INTERRUPTED: i32 = 130;
 
 fn kernel_image_code(k: &KernelImageError) -> i32 {
@@ -174,4 +181,78 @@ pub fn hint(e: &BuildError) -> Option<String> {
         Engine(e) => return engine_hint(e),
         _ => return None,
     })
+}
+
+/// Exit code and hint of `dmb load` failures.
+pub fn load_code_and_hint(e: &LoadError) -> (i32, Option<String>) {
+    match e {
+        LoadError::Source(s) => source_code_and_hint(s),
+        LoadError::Detect(crate::target::DetectError::Engine(e)) | LoadError::Engine(e) => {
+            (engine_code(e), engine_hint(e))
+        }
+        LoadError::Detect(_) => (UNEXPECTED, None),
+        LoadError::Plan(p) => (
+            LOAD_REFUSED,
+            Some(match p {
+                PlanError::MissingDependency { .. } => {
+                    "give the module it depends on too (a file, or one beside the given file)".into()
+                }
+                PlanError::BuiltIn { .. } => "the kernel has it already; nothing to load".into(),
+                PlanError::Duplicate { .. } => "give each module once".into(),
+                PlanError::Cycle { .. } => "the kernel cannot load modules that depend on each other".into(),
+                PlanError::Conflict { module, .. } => format!(
+                    "`dmb unload {module}` first (or load the build that is loaded)"
+                ),
+                PlanError::ParamModule { .. } | PlanError::ParamUnknown { .. } => {
+                    "`dmb inspect FILE` lists a module's parameters".into()
+                }
+                PlanError::ParamsForLoaded { module } => {
+                    format!("`dmb unload {module}` first, then load it with the parameters")
+                }
+            }),
+        ),
+        LoadError::WillNotLoad { .. } => (
+            WILL_NOT_LOAD,
+            Some("build them against the running kernel: `dmb build` with no refs detects it; `dmb load --no-check` skips this check".into()),
+        ),
+        LoadError::NoKernelFacts { .. } => (
+            KERNEL_FACTS,
+            Some("give the running kernel's image with --kernel-ref, or let dmb read the VM's modules (no --no-vm-files); --no-check skips the check".into()),
+        ),
+        LoadError::KernelImage(k) => (
+            image_facts_code(k),
+            match k {
+                ImageFactsError::Kernel(k) => kernel_image_hint(k),
+                ImageFactsError::Engine(e) => engine_hint(e),
+                ImageFactsError::Facts { .. } => None,
+            },
+        ),
+        LoadError::KernelImageRelease { .. } => (
+            KERNEL_FACTS,
+            Some("give the image of the running kernel with --kernel-ref, or --crcs installed-modules".into()),
+        ),
+        LoadError::InsertFailed { .. } => (
+            INSERT_FAILED,
+            Some("the kernel's words are above; `dmb load -v` shows every engine command".into()),
+        ),
+        LoadError::LoadRace { .. } => (LOAD_REFUSED, Some("run dmb load again".into())),
+        LoadError::LoaderSilent { .. } | LoadError::Io { .. } => (UNEXPECTED, None),
+    }
+}
+
+/// Exit code and hint of `dmb unload` failures.
+pub fn unload_code_and_hint(e: &UnloadError) -> (i32, Option<String>) {
+    match e {
+        UnloadError::Engine(e) => (engine_code(e), engine_hint(e)),
+        UnloadError::NotLoaded { .. } => (
+            NOT_LOADED,
+            Some("`dmb status` lists what dmb loaded; /proc/modules all that is loaded".into()),
+        ),
+        UnloadError::InUse { .. } => (
+            IN_USE,
+            Some("unload its users first (name them too), or stop what holds it".into()),
+        ),
+        UnloadError::RemoveFailed { .. } => (REMOVE_FAILED, None),
+        UnloadError::Io { .. } => (UNEXPECTED, None),
+    }
 }

@@ -2,6 +2,7 @@
 
 mod detect;
 mod exit;
+mod load;
 mod modules;
 
 use std::io::Write;
@@ -43,6 +44,12 @@ pub enum Command {
     Check(modules::CheckArgs),
     /// Find the kernel the engine runs, its platform, compiler, kernel and builder images.
     Detect(detect::DetectArgs),
+    /// Load modules into the engine's kernel: checked first, in dependency order, optionally kept across restarts.
+    Load(load::LoadArgs),
+    /// Unload modules (users first), and with --persist stop reloading them.
+    Unload(load::UnloadArgs),
+    /// The modules dmb loaded, and its loader containers.
+    Status(load::StatusArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,6 +138,9 @@ pub fn main() -> i32 {
         Command::Inspect(args) => modules::inspect(&cli, args),
         Command::Check(args) => modules::check(&cli, args),
         Command::Detect(args) => detect::detect(&cli, args),
+        Command::Load(args) => load::load(&cli, args),
+        Command::Unload(args) => load::unload(&cli, args),
+        Command::Status(args) => load::status(&cli, args),
     }
 }
 

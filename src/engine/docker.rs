@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::process::{self, Invocation, RunError, Streaming};
 use super::{
-    BuildOutput, BuildRequest, Builder, BuilderChoice, Engine, EngineError, Finished, RunRequest,
-    SESSION_LABEL,
+    BuildOutput, BuildRequest, Builder, BuilderChoice, ContainerInfo, ContainerSpec, Engine,
+    EngineError, Finished, RunRequest, SESSION_LABEL,
 };
 
 /// The first docker CLI release that dropped the built-in BuildKit client in
@@ -137,6 +137,45 @@ impl DockerCli {
         }
     }
 
+    fn run_invocation(&self, request: &RunRequest) -> Invocation {
+        let label = format!("{SESSION_LABEL}={}", request.session);
+        let mut inv = self.invocation().args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--name",
+            &request.name,
+            "--label",
+            &label,
+        ]);
+        for cap in &request.cap_add {
+            inv = inv.args(["--cap-add", cap]);
+        }
+        inv = if let Some(why) = request.host_mount_namespace {
+            // Privileged with the host's PID namespace is what it takes to
+            // enter PID 1's mount namespace and read the VM's own files
+            // (/etc/linuxkit.yml, /boot, /lib/modules).
+            if self.verbose {
+                eprintln!("dmb: privileged container: {why}");
+            }
+            inv.args([
+                "--privileged",
+                "--pid=host",
+                "--entrypoint",
+                "nsenter",
+                "--",
+            ])
+            .arg(&request.image)
+            .args(["-t", "1", "-m", "--", "/bin/sh", "-c", request.script, "sh"])
+        } else {
+            inv.args(["--entrypoint", "/bin/sh", "--"])
+                .arg(&request.image)
+                .args(["-c", request.script, "sh"])
+        };
+        inv.args(&request.args)
+    }
+
     fn build_invocation(&self, req: &BuildRequest) -> Invocation {
         let mut inv = self.invocation();
         inv = match self.builder {
@@ -254,35 +293,7 @@ impl Engine for DockerCli {
     }
 
     fn run(&self, request: &RunRequest) -> Result<Finished, EngineError> {
-        let label = format!("{SESSION_LABEL}={}", request.session);
-        let mut inv = self.invocation().args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--name",
-            &request.name,
-            "--label",
-            &label,
-        ]);
-        inv = if request.host_mount_namespace {
-            // Privileged with the host's PID namespace is what it takes to
-            // enter PID 1's mount namespace and read the VM's own files
-            // (/etc/linuxkit.yml, /boot, /lib/modules).
-            inv.args([
-                "--privileged",
-                "--pid=host",
-                "--entrypoint",
-                "nsenter",
-                "--",
-            ])
-            .arg(&request.image)
-            .args(["-t", "1", "-m", "--", "/bin/sh", "-c", request.script])
-        } else {
-            inv.args(["--entrypoint", "/bin/sh", "--"])
-                .arg(&request.image)
-                .args(["-c", request.script])
-        };
+        let inv = self.run_invocation(request);
         self.run_checked(&inv)
     }
 
@@ -425,6 +436,148 @@ impl Engine for DockerCli {
         let inv = self.invocation().args(["image", "rm", "--", reference]);
         self.run_cleanup(&inv).map(|_| ())
     }
+
+    fn run_reading(
+        &self,
+        request: &RunRequest,
+        read: &mut dyn FnMut(&mut dyn Read) -> Result<(), String>,
+    ) -> Result<(), EngineError> {
+        let inv = self.run_invocation(request);
+        self.trace(&inv);
+        let (stream, mut stdout) = Streaming::spawn(&inv).map_err(|e| run_error(&inv, e))?;
+        let outcome = read(&mut stdout);
+        // Whatever the reader left unread must not block the container.
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        let (status, stderr) = stream.finish(false).map_err(|e| run_error(&inv, e))?;
+        if !status.success() {
+            return Err(EngineError::Command {
+                command: inv.display(),
+                detail: last_meaningful_line(
+                    &stderr.lines().map(str::to_string).collect::<Vec<_>>(),
+                ),
+            });
+        }
+        outcome.map_err(|detail| EngineError::Stream {
+            command: inv.display(),
+            detail,
+        })
+    }
+
+    fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
+        let mut inv = self
+            .invocation()
+            .args(["create", "--network", "none", "--name", &spec.name]);
+        if let Some(session) = &spec.session {
+            inv = inv.args(["--label", &format!("{SESSION_LABEL}={session}")]);
+        }
+        for (k, v) in &spec.labels {
+            inv = inv.args(["--label", &format!("{k}={v}")]);
+        }
+        for cap in &spec.cap_add {
+            inv = inv.args(["--cap-add", cap]);
+        }
+        if spec.restart_always {
+            inv = inv.arg("--restart=always");
+        }
+        let inv = inv
+            .args([
+                "--entrypoint",
+                "/bin/sh",
+                "--",
+                &spec.image,
+                "-c",
+                spec.script,
+                "sh",
+            ])
+            .args(&spec.args);
+        self.run_checked(&inv).map(|_| ())
+    }
+
+    fn copy_into(&self, container: &str, source: &Path, dir: &str) -> Result<(), EngineError> {
+        let mut from = source.as_os_str().to_owned();
+        from.push("/.");
+        let inv = self
+            .invocation()
+            .args(["cp", "--"])
+            .arg(from)
+            .arg(format!("{container}:{dir}"));
+        self.run_checked(&inv).map(|_| ())
+    }
+
+    fn start_attached(&self, container: &str) -> Result<Finished, EngineError> {
+        let inv = self
+            .invocation()
+            .args(["start", "--attach", "--", container]);
+        self.run_quietly(&inv)
+    }
+
+    fn start(&self, container: &str) -> Result<(), EngineError> {
+        let inv = self.invocation().args(["start", "--", container]);
+        self.run_checked(&inv).map(|_| ())
+    }
+
+    fn containers_with_label(&self, label: &str) -> Result<Vec<ContainerInfo>, EngineError> {
+        let filter = format!("label={label}");
+        let list =
+            self.invocation()
+                .args(["ps", "--all", "--no-trunc", "--quiet", "--filter", &filter]);
+        let ids: Vec<String> = self
+            .run_checked(&list)?
+            .stdout
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inspect = self
+            .invocation()
+            .args([
+                "container",
+                "inspect",
+                "--format",
+                "{{json .Id}}\t{{json .Name}}\t{{json .State.Status}}\t{{json .HostConfig.RestartPolicy.Name}}\t{{json .Config.Labels}}",
+                "--",
+            ])
+            .args(&ids);
+        let done = self.run_checked(&inspect)?;
+        done.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                parse_container_line(line).map_err(|detail| EngineError::Stream {
+                    command: inspect.display(),
+                    detail,
+                })
+            })
+            .collect()
+    }
+
+    fn remove_container(&self, container: &str) -> Result<(), EngineError> {
+        let inv = self
+            .invocation()
+            .args(["rm", "--force", "--volumes", "--", container]);
+        self.run_cleanup(&inv).map(|_| ())
+    }
+}
+
+/// One line of `docker container inspect` in the format above: five JSON
+/// values separated by tabs (JSON strings never hold a raw tab).
+fn parse_container_line(line: &str) -> Result<ContainerInfo, String> {
+    let parts: Vec<&str> = line.split('\t').collect();
+    let [id, name, status, restart, labels] = parts.as_slice() else {
+        return Err(format!("unexpected inspect line: {line}"));
+    };
+    let text = |v: &str| serde_json::from_str::<String>(v).map_err(|e| e.to_string());
+    let labels: Option<std::collections::BTreeMap<String, String>> =
+        serde_json::from_str(labels).map_err(|e| e.to_string())?;
+    Ok(ContainerInfo {
+        id: text(id)?,
+        name: text(name)?.trim_start_matches('/').to_string(),
+        status: text(status)?,
+        restart_policy: text(restart)?,
+        labels: labels.unwrap_or_default(),
+    })
 }
 
 /// Writes the regular files at the top of a `docker cp … -` stream (which
@@ -460,6 +613,18 @@ fn extract_regular_files(stream: impl Read, dest: &Path) -> Result<Vec<String>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inspect_lines_parse() {
+        let line = "\"abc\"\t\"/dmb-loader-x\"\t\"running\"\t\"always\"\t{\"dmb.loader\":\"{\\\"a\\\":1}\"}";
+        let c = parse_container_line(line).unwrap();
+        assert_eq!(c.name, "dmb-loader-x");
+        assert_eq!(c.restart_policy, "always");
+        assert_eq!(c.labels["dmb.loader"], "{\"a\":1}");
+        let none = "\"abc\"\t\"/n\"\t\"created\"\t\"no\"\tnull";
+        assert!(parse_container_line(none).unwrap().labels.is_empty());
+        assert!(parse_container_line("garbage").is_err());
+    }
 
     #[test]
     fn versions_parse() {

@@ -80,10 +80,58 @@ pub struct RunRequest {
     pub session: String,
     /// A fixed script of dmb's, run by `/bin/sh -c`. Never user input.
     pub script: &'static str,
+    /// The script's positional parameters (`$1`…): data, never code.
+    pub args: Vec<String>,
+    /// Capabilities to add (`SYS_MODULE`, `SYSLOG`), nothing else.
+    pub cap_add: Vec<&'static str>,
     /// Run the script in the mount namespace of the engine's PID 1 (the
     /// VM's own files): needs `--privileged --pid=host` and `nsenter` in the
-    /// image. Only for reading the target VM's files; never used to load.
-    pub host_mount_namespace: bool,
+    /// image. The value says why, for `-v`. Only for reading the target
+    /// VM's files; never used to load.
+    pub host_mount_namespace: Option<&'static str>,
+}
+
+impl RunRequest {
+    /// An ordinary container running `script` with no arguments.
+    pub fn new(image: &str, name: String, session: &str, script: &'static str) -> Self {
+        RunRequest {
+            image: image.to_string(),
+            name,
+            session: session.to_string(),
+            script,
+            args: Vec::new(),
+            cap_add: Vec::new(),
+            host_mount_namespace: None,
+        }
+    }
+}
+
+/// A container that dmb creates, fills with `docker cp` and starts later:
+/// the module loader (one-shot, or kept with `--restart=always`).
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub image: String,
+    pub name: String,
+    /// Labels, beside the session label when `session` is set.
+    pub labels: Vec<(String, String)>,
+    /// Part of a run's session (removed at its end), or kept.
+    pub session: Option<String>,
+    pub cap_add: Vec<&'static str>,
+    /// `--restart=always`: started again whenever the engine starts.
+    pub restart_always: bool,
+    pub script: &'static str,
+    pub args: Vec<String>,
+}
+
+/// A container as listed by [`Engine::containers_with_label`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    /// `created`, `running`, `exited`, …
+    pub status: String,
+    pub restart_policy: String,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,4 +209,35 @@ pub trait Engine {
 
     /// Removes an image by tag or ID.
     fn remove_image(&self, reference: &str) -> Result<(), EngineError>;
+
+    /// Like [`Engine::run`], but the container's stdout (binary: a tar
+    /// stream) goes to `read`; a non-zero exit is an error.
+    fn run_reading(
+        &self,
+        request: &RunRequest,
+        read: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<(), String>,
+    ) -> Result<(), EngineError>;
+
+    /// Creates a container to fill and start later.
+    fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError>;
+
+    /// Copies the contents of a host directory into a container's directory.
+    fn copy_into(
+        &self,
+        container: &str,
+        source: &std::path::Path,
+        dir: &str,
+    ) -> Result<(), EngineError>;
+
+    /// Starts a container and waits for it to end, with its output.
+    fn start_attached(&self, container: &str) -> Result<Finished, EngineError>;
+
+    /// Starts a container in the background.
+    fn start(&self, container: &str) -> Result<(), EngineError>;
+
+    /// Every container (running or not) that carries `label`.
+    fn containers_with_label(&self, label: &str) -> Result<Vec<ContainerInfo>, EngineError>;
+
+    /// Removes a container by name or ID, by force.
+    fn remove_container(&self, container: &str) -> Result<(), EngineError>;
 }

@@ -30,6 +30,17 @@ pub struct KernelFacts {
     pub randstruct_seed: Option<String>,
     /// Modules built into the kernel (from `modules.builtin`, when known).
     pub builtin: HashSet<String>,
+    /// The vermagic the kernel's own modules carry, when it was read from
+    /// them: it wins over the one computed from the configuration (which
+    /// needs a RANDSTRUCT seed that only the header tree has).
+    pub recorded_vermagic: Option<String>,
+    /// Whether `symvers` lists every export (a `Module.symvers`), or only
+    /// the CRCs the kernel's installed modules record: then a symbol found
+    /// nowhere is unverified, not unknown.
+    pub symvers_complete: bool,
+    /// Modules the running system has besides the built-in ones (loaded,
+    /// or on its disk), which `depends` may name.
+    pub installed: HashSet<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +86,9 @@ impl KernelFacts {
             symvers,
             randstruct_seed,
             builtin,
+            recorded_vermagic: None,
+            symvers_complete: true,
+            installed: HashSet::new(),
         };
         if facts.randstruct() && facts.randstruct_seed.is_none() {
             return Err(FactsError::Missing("include/generated/randstruct_hash.h"));
@@ -111,6 +125,9 @@ impl KernelFacts {
     /// The vermagic a module must carry, computed as `include/linux/vermagic.h`
     /// does from the release and the configuration.
     pub fn vermagic(&self) -> String {
+        if let Some(v) = &self.recorded_vermagic {
+            return v.clone();
+        }
         let c = &self.config;
         let mut v = format!("{} ", self.release);
         if c.is_set("SMP") {

@@ -15,7 +15,7 @@ use std::path::Path;
 use object::{Object, ObjectSection, ObjectSymbol, SectionIndex, SymbolSection};
 use serde::Serialize;
 
-pub use compress::MAX_MODULE_BYTES;
+pub use compress::{inflate, MAX_MODULE_BYTES};
 pub use modinfo::{module_name, name_from_file, ModInfo, Parameter};
 pub use signature::Signature;
 pub use versions::SymbolVersion;
@@ -106,6 +106,34 @@ pub struct Module {
     pub undefined: Vec<String>,
     pub exports: Vec<Export>,
     pub signature: Option<Signature>,
+    /// The `.note.gnu.build-id` section as it is in the file: the kernel
+    /// shows the same bytes in `/sys/module/<name>/notes/`, which tells a
+    /// loaded module's build apart where `srcversion` is absent.
+    pub build_id_note: Option<Vec<u8>>,
+}
+
+impl Module {
+    /// The build ID (the note's descriptor), in hex.
+    pub fn build_id(&self) -> Option<String> {
+        let note = self.build_id_note.as_deref()?;
+        let word = |at: usize| -> Option<usize> {
+            let b: [u8; 4] = note.get(at..at + 4)?.try_into().ok()?;
+            Some(if self.elf.little_endian {
+                u32::from_le_bytes(b)
+            } else {
+                u32::from_be_bytes(b)
+            } as usize)
+        };
+        let (namesz, descsz) = (word(0)?, word(4)?);
+        let start = 12 + namesz.checked_add(3)? / 4 * 4;
+        let desc = note.get(start..start.checked_add(descsz)?)?;
+        Some(hex(desc))
+    }
+}
+
+/// Lower-case hex of bytes, as `od -An -tx1` shows them without spaces.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Module {
@@ -164,6 +192,7 @@ impl Module {
             )?);
         }
         let (undefined, exports) = symbols(&elf, kind.little_endian)?;
+        let build_id_note = section(".note.gnu.build-id")?.map(<[u8]>::to_vec);
         let name = info
             .get("name")
             .map(module_name)
@@ -177,6 +206,7 @@ impl Module {
             undefined,
             exports,
             signature,
+            build_id_note,
         })
     }
 }
@@ -291,6 +321,7 @@ pub struct Inspection<'a> {
     pub undefined: &'a [String],
     pub exports: &'a [Export],
     pub signature: Option<&'a Signature>,
+    pub build_id: Option<String>,
     pub modinfo: &'a ModInfo,
 }
 
@@ -310,6 +341,7 @@ impl Module {
             undefined: &self.undefined,
             exports: &self.exports,
             signature: self.signature.as_ref(),
+            build_id: self.build_id(),
             modinfo: &self.info,
         }
     }

@@ -17,6 +17,8 @@ pub(crate) struct Fixture {
     /// (symbol, crc, gpl)
     pub exports: Vec<(&'static str, u32, bool)>,
     pub absolute_crcs: bool,
+    /// The descriptor of a `.note.gnu.build-id` (none when empty).
+    pub build_id: Vec<u8>,
 }
 
 impl Fixture {
@@ -27,6 +29,23 @@ impl Fixture {
             undefined: vec!["_printk", "__fentry__"],
             exports: vec![("hello_answer", 0x1234abcd, true)],
             absolute_crcs: false,
+            build_id: vec![0xaa, 0xbb, 0xcc, 0xdd],
+        }
+    }
+
+    /// A module named `name` that depends on `depends` (comma-separated)
+    /// and has integer parameters `params`.
+    pub fn named(name: &str, depends: &str, params: &[&str], build_id: u8) -> Self {
+        let mut modinfo = format!(
+            "vermagic=6.1.0-56-amd64 SMP preempt mod_unload modversions \0name={name}\0depends={depends}\0license=GPL\0"
+        );
+        for p in params {
+            modinfo.push_str(&format!("parmtype={p}:int\0"));
+        }
+        Fixture {
+            modinfo: modinfo.into_bytes(),
+            build_id: vec![build_id; 20],
+            ..Fixture::hello()
         }
     }
 
@@ -48,6 +67,20 @@ impl Fixture {
                 SectionKind::ReadOnlyData,
             );
             obj.append_section_data(s, &data, 8);
+        }
+        if !self.build_id.is_empty() {
+            let mut note = Vec::new();
+            note.extend(4u32.to_le_bytes());
+            note.extend((self.build_id.len() as u32).to_le_bytes());
+            note.extend(3u32.to_le_bytes());
+            note.extend(b"GNU\0");
+            note.extend(&self.build_id);
+            let s = obj.add_section(
+                Vec::new(),
+                b".note.gnu.build-id".to_vec(),
+                SectionKind::Note,
+            );
+            obj.append_section_data(s, &note, 4);
         }
         for name in &self.undefined {
             obj.add_symbol(Symbol {
@@ -240,4 +273,17 @@ fn odd_sized_versions_are_reported() {
     elf_obj.append_section_data(v, &[0u8; 70], 1);
     let err = Module::read("odd.ko", elf_obj.write().unwrap()).unwrap_err();
     assert!(err.to_string().contains("not a multiple of 64"), "{err}");
+}
+
+#[test]
+fn the_build_id_note_is_kept_whole_and_its_descriptor_read() {
+    let m = Module::read("hello.ko", Fixture::hello().elf()).unwrap();
+    assert_eq!(m.build_id().as_deref(), Some("aabbccdd"));
+    let note = m.build_id_note.as_deref().unwrap();
+    assert_eq!(hex(note), "040000000400000003000000474e5500aabbccdd");
+    let none = Fixture {
+        build_id: Vec::new(),
+        ..Fixture::hello()
+    };
+    assert_eq!(Module::read("x.ko", none.elf()).unwrap().build_id(), None);
 }

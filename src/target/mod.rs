@@ -95,6 +95,9 @@ pub struct Modules {
     pub loaded: Vec<String>,
     pub builtin: Vec<String>,
     pub on_disk: Vec<String>,
+    /// Module name → its file in the VM (the first, should two share a name).
+    #[serde(skip)]
+    pub on_disk_paths: BTreeMap<String, String>,
 }
 
 impl Modules {
@@ -168,13 +171,16 @@ pub fn detect(
 ) -> Result<Target, DetectError> {
     let mut notes = Vec::new();
     let run = |host: bool| {
-        engine.run(&RunRequest {
-            image: opts.probe_image.clone(),
-            name: session.name(if host { "detect-vm" } else { "detect" }),
-            session: session.id().to_string(),
-            script: PROBE_SCRIPT,
-            host_mount_namespace: host,
-        })
+        let mut request = RunRequest::new(
+            &opts.probe_image,
+            session.name(if host { "detect-vm" } else { "detect" }),
+            session.id(),
+            PROBE_SCRIPT,
+        );
+        request.host_mount_namespace = host.then_some(
+            "reading the VM's own files (/etc/linuxkit.yml, /boot, /lib/modules) needs the mount namespace of its PID 1",
+        );
+        engine.run(&request)
     };
     let (output, vm_files) = if opts.vm_files {
         match run(true) {
@@ -267,6 +273,7 @@ pub fn detect(
             loaded: lines("loaded"),
             builtin: lines("builtin"),
             on_disk: lines("on_disk"),
+            on_disk_paths: on_disk_paths(sections.get("on_disk").map_or("", |s| s)),
         },
         vm_files,
         notes,
@@ -274,6 +281,20 @@ pub fn detect(
         proc_version,
         release,
     })
+}
+
+fn on_disk_paths(listing: &str) -> BTreeMap<String, String> {
+    let mut paths = BTreeMap::new();
+    for path in listing
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('/'))
+    {
+        paths
+            .entry(crate::ko::name_from_file(path))
+            .or_insert_with(|| path.to_string());
+    }
+    paths
 }
 
 /// KERNEL_REF: `kernel.image` of `/etc/linuxkit.yml`; else, for a LinuxKit
@@ -422,7 +443,12 @@ mod tests {
             loaded: vec!["overlay".into()],
             builtin: vec!["sctp".into()],
             on_disk: vec!["dm_crypt".into()],
+            on_disk_paths: on_disk_paths("/lib/modules/r/kernel/drivers/md/dm-crypt.ko.xz\n"),
         };
+        assert_eq!(
+            m.on_disk_paths["dm_crypt"],
+            "/lib/modules/r/kernel/drivers/md/dm-crypt.ko.xz"
+        );
         assert_eq!(m.status_of("sctp"), Some("built in"));
         assert_eq!(m.status_of("dm-crypt"), Some("on disk"));
         assert_eq!(m.status_of("overlay"), Some("loaded"));

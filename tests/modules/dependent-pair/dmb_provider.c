@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <linux/module.h>
 
+/* A parameter, so that tests can pass one and read it back in sysfs. */
+static int answer = 42;
+module_param(answer, int, 0444);
+MODULE_PARM_DESC(answer, "what dmb_provider_answer() returns");
+
 int dmb_provider_answer(void)
 {
-	return 42;
+	return answer;
 }
 EXPORT_SYMBOL_GPL(dmb_provider_answer);
 

@@ -1,0 +1,511 @@
+//! The load plan, pure: which modules to insert, in which order (a module
+//! after what it `depends` on), which are there already, and whether the
+//! running kernel allows it at all. No I/O: the caller brings the modules,
+//! the kernel's built-in and on-disk modules, and what is loaded.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::state::{KernelState, Sameness};
+use crate::ko::Module;
+
+/// A module file that may be loaded.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub module: Module,
+    /// The file on this machine.
+    pub path: PathBuf,
+    /// Where it came from, for people: `file ./x.ko`, `image kernel-module`,
+    /// `the VM's /lib/modules/…`.
+    pub source: String,
+    /// Pulled in because another module depends on it, not asked for.
+    pub dependency: bool,
+}
+
+/// `--param MODULE.KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamArg {
+    pub module: String,
+    pub key: String,
+    pub value: String,
+}
+
+impl std::str::FromStr for ParamArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let err = || format!("`{s}` is not MODULE.KEY=VALUE");
+        let (target, value) = s.split_once('=').ok_or_else(err)?;
+        let (module, key) = target.split_once('.').ok_or_else(err)?;
+        if module.is_empty() || key.is_empty() {
+            return Err(err());
+        }
+        if value.contains(['\n', '\t', '\0']) {
+            return Err(format!(
+                "`{s}`: a parameter value cannot hold a newline, tab or NUL"
+            ));
+        }
+        Ok(ParamArg {
+            module: crate::ko::module_name(module),
+            key: key.to_string(),
+            value: value.to_string(),
+        })
+    }
+}
+
+/// What the kernel and its VM have, besides the modules to load.
+pub struct KernelSide<'a> {
+    pub release: &'a str,
+    pub builtin: &'a HashSet<String>,
+    /// Module name → its file in the VM (`/lib/modules/<kver>/…`).
+    pub on_disk: &'a BTreeMap<String, String>,
+    pub state: &'a KernelState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// insmod it.
+    Insert,
+    /// Already loaded: this build, or one that cannot be told apart.
+    AlreadyLoaded { same_build_known: bool },
+    /// A dependency the kernel has built in.
+    BuiltIn,
+    /// A dependency that is loaded already (the kernel's own, or one loaded earlier).
+    LoadedDependency,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub module: String,
+    pub action: Action,
+    /// Index into the candidates, for the steps that have a file.
+    #[serde(skip)]
+    pub candidate: Option<usize>,
+    pub source: Option<String>,
+    pub params: Vec<String>,
+    pub dependency: bool,
+}
+
+/// The modules of one `dmb load`, in load order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadPlan {
+    pub release: String,
+    pub steps: Vec<Step>,
+}
+
+impl LoadPlan {
+    pub fn inserts(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.action == Action::Insert)
+    }
+
+    /// The steps with a module file of dmb's: what a kept loader loads.
+    pub fn with_files(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.candidate.is_some())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("{needed_by} depends on {module}, which is not loaded, not built in, not in the VM's /lib/modules/{release}, and not given")]
+    MissingDependency {
+        module: String,
+        needed_by: String,
+        release: String,
+    },
+    #[error("{module} is built into the running kernel; it cannot be loaded as a module")]
+    BuiltIn { module: String },
+    #[error("module {module} is given twice: {first} and {second}")]
+    Duplicate {
+        module: String,
+        first: String,
+        second: String,
+    },
+    #[error("the modules depend on each other in a cycle: {}", modules.join(" → "))]
+    Cycle { modules: Vec<String> },
+    #[error("another build of {module} is loaded already (it is not {file})")]
+    Conflict { module: String, file: String },
+    #[error("--param {module}.…: {module} is not among the modules to load")]
+    ParamModule { module: String },
+    #[error("--param {module}.{key}: {module} has no parameter {key} (it has: {})", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+    ParamUnknown {
+        module: String,
+        key: String,
+        known: Vec<String>,
+    },
+    #[error("--param {module}.…: {module} is loaded already, its parameters cannot change")]
+    ParamsForLoaded { module: String },
+}
+
+/// Dependencies that are not among `candidates`: the first of `pool` (files
+/// beside the given ones) that has it joins the candidates as a dependency,
+/// over and over until nothing new is needed. Returns the VM files still to
+/// fetch (name → path in the VM); an error for a dependency found nowhere.
+pub fn resolve_dependencies(
+    candidates: &mut Vec<Candidate>,
+    pool: &mut Vec<Candidate>,
+    kernel: &KernelSide,
+) -> Result<BTreeMap<String, String>, PlanError> {
+    let mut from_vm = BTreeMap::new();
+    let mut i = 0;
+    while i < candidates.len() {
+        for dep in candidates[i].module.info.depends() {
+            let have = candidates.iter().any(|c| c.module.name == dep)
+                || kernel.state.is_loaded(&dep)
+                || kernel.builtin.contains(&dep);
+            if have || from_vm.contains_key(&dep) {
+                continue;
+            }
+            if let Some(at) = pool.iter().position(|c| c.module.name == dep) {
+                let mut c = pool.remove(at);
+                c.dependency = true;
+                candidates.push(c);
+            } else if let Some(path) = kernel.on_disk.get(&dep) {
+                from_vm.insert(dep, path.clone());
+            } else {
+                return Err(PlanError::MissingDependency {
+                    module: dep,
+                    needed_by: candidates[i].module.name.clone(),
+                    release: kernel.release.to_string(),
+                });
+            }
+        }
+        i += 1;
+    }
+    Ok(from_vm)
+}
+
+/// Orders the candidates (dependencies first, otherwise as given) and says
+/// for each whether to insert it.
+pub fn plan(
+    candidates: &[Candidate],
+    params: &[ParamArg],
+    kernel: &KernelSide,
+) -> Result<LoadPlan, PlanError> {
+    let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, c) in candidates.iter().enumerate() {
+        if let Some(&first) = by_name.get(c.module.name.as_str()) {
+            return Err(PlanError::Duplicate {
+                module: c.module.name.clone(),
+                first: candidates[first].source.clone(),
+                second: c.source.clone(),
+            });
+        }
+        if kernel.builtin.contains(&c.module.name) {
+            return Err(PlanError::BuiltIn {
+                module: c.module.name.clone(),
+            });
+        }
+        by_name.insert(&c.module.name, i);
+    }
+    for p in params {
+        let Some(&i) = by_name.get(p.module.as_str()) else {
+            return Err(PlanError::ParamModule {
+                module: p.module.clone(),
+            });
+        };
+        let known: Vec<String> = candidates[i]
+            .module
+            .info
+            .parameters()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        if !known.contains(&p.key) {
+            return Err(PlanError::ParamUnknown {
+                module: p.module.clone(),
+                key: p.key.clone(),
+                known,
+            });
+        }
+    }
+
+    let order = topological(candidates, &by_name)?;
+    let mut steps = Vec::new();
+    let mut listed = BTreeSet::new();
+    for i in order {
+        let c = &candidates[i];
+        // Dependencies outside the set, shown where they are needed.
+        for dep in c.module.info.depends() {
+            if by_name.contains_key(dep.as_str()) || !listed.insert(dep.clone()) {
+                continue;
+            }
+            let action = if kernel.builtin.contains(&dep) {
+                Action::BuiltIn
+            } else {
+                Action::LoadedDependency
+            };
+            steps.push(Step {
+                module: dep,
+                action,
+                candidate: None,
+                source: None,
+                params: Vec::new(),
+                dependency: true,
+            });
+        }
+        let my_params: Vec<String> = params
+            .iter()
+            .filter(|p| p.module == c.module.name)
+            .map(|p| format!("{}={}", p.key, p.value))
+            .collect();
+        let action = if kernel.state.is_loaded(&c.module.name) {
+            let same = kernel.state.sameness(&c.module);
+            if same == Sameness::Different {
+                return Err(PlanError::Conflict {
+                    module: c.module.name.clone(),
+                    file: c.source.clone(),
+                });
+            }
+            if !my_params.is_empty() {
+                return Err(PlanError::ParamsForLoaded {
+                    module: c.module.name.clone(),
+                });
+            }
+            Action::AlreadyLoaded {
+                same_build_known: same == Sameness::Same,
+            }
+        } else {
+            Action::Insert
+        };
+        listed.insert(c.module.name.clone());
+        steps.push(Step {
+            module: c.module.name.clone(),
+            action,
+            candidate: Some(i),
+            source: Some(c.source.clone()),
+            params: my_params,
+            dependency: c.dependency,
+        });
+    }
+    Ok(LoadPlan {
+        release: kernel.release.to_string(),
+        steps,
+    })
+}
+
+/// Kahn's algorithm, taking the earliest given module whenever several are
+/// ready, so that independent modules load in the order given.
+fn topological(
+    candidates: &[Candidate],
+    by_name: &BTreeMap<&str, usize>,
+) -> Result<Vec<usize>, PlanError> {
+    let deps: Vec<Vec<usize>> = candidates
+        .iter()
+        .map(|c| {
+            c.module
+                .info
+                .depends()
+                .iter()
+                .filter_map(|d| by_name.get(d.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let mut done = vec![false; candidates.len()];
+    let mut order = Vec::with_capacity(candidates.len());
+    while order.len() < candidates.len() {
+        let next = (0..candidates.len()).find(|&i| !done[i] && deps[i].iter().all(|&d| done[d]));
+        match next {
+            Some(i) => {
+                done[i] = true;
+                order.push(i);
+            }
+            None => {
+                let modules = (0..candidates.len())
+                    .filter(|&i| !done[i])
+                    .map(|i| candidates[i].module.name.clone())
+                    .collect();
+                return Err(PlanError::Cycle { modules });
+            }
+        }
+    }
+    Ok(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ko::tests::Fixture;
+
+    fn candidate(name: &str, depends: &str, params: &[&str]) -> Candidate {
+        let f = Fixture::named(name, depends, params, name.len() as u8);
+        Candidate {
+            module: Module::read(&format!("{name}.ko"), f.elf()).unwrap(),
+            path: PathBuf::from(format!("/tmp/{name}.ko")),
+            source: format!("file {name}.ko"),
+            dependency: false,
+        }
+    }
+
+    struct Kernel {
+        builtin: HashSet<String>,
+        on_disk: BTreeMap<String, String>,
+        state: KernelState,
+    }
+
+    impl Kernel {
+        fn new(loaded: &str) -> Self {
+            Kernel {
+                builtin: ["crc32c_generic".to_string()].into(),
+                on_disk: [(
+                    "libcrc32c".to_string(),
+                    "/lib/modules/6.1.0-56-amd64/kernel/lib/libcrc32c.ko".to_string(),
+                )]
+                .into(),
+                state: KernelState::parse(loaded),
+            }
+        }
+        fn side(&self) -> KernelSide<'_> {
+            KernelSide {
+                release: "6.1.0-56-amd64",
+                builtin: &self.builtin,
+                on_disk: &self.on_disk,
+                state: &self.state,
+            }
+        }
+    }
+
+    fn names(p: &LoadPlan) -> Vec<(&str, &Action)> {
+        p.steps
+            .iter()
+            .map(|s| (s.module.as_str(), &s.action))
+            .collect()
+    }
+
+    #[test]
+    fn dependencies_load_first_and_the_rest_keeps_the_given_order() {
+        let k = Kernel::new("overlay 1 0 - Live 0x0\n");
+        let cands = vec![
+            candidate("consumer", "provider,overlay", &[]),
+            candidate("hello", "", &[]),
+            candidate("provider", "crc32c_generic", &[]),
+        ];
+        let p = plan(&cands, &[], &k.side()).unwrap();
+        assert_eq!(
+            names(&p),
+            [
+                ("hello", &Action::Insert),
+                ("crc32c_generic", &Action::BuiltIn),
+                ("provider", &Action::Insert),
+                ("overlay", &Action::LoadedDependency),
+                ("consumer", &Action::Insert),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dependency_comes_from_beside_the_given_file_or_from_the_vm() {
+        let k = Kernel::new("");
+        let mut cands = vec![candidate("consumer", "provider", &[])];
+        let mut pool = vec![
+            candidate("unrelated", "", &[]),
+            candidate("provider", "libcrc32c", &[]),
+        ];
+        let from_vm = resolve_dependencies(&mut cands, &mut pool, &k.side()).unwrap();
+        assert_eq!(
+            from_vm.keys().collect::<Vec<_>>(),
+            ["libcrc32c"],
+            "{from_vm:?}"
+        );
+        assert_eq!(cands.len(), 2);
+        assert!(cands[1].dependency);
+        assert_eq!(pool.len(), 1);
+
+        let mut cands = vec![candidate("consumer", "nowhere", &[])];
+        assert_eq!(
+            resolve_dependencies(&mut cands, &mut Vec::new(), &k.side()),
+            Err(PlanError::MissingDependency {
+                module: "nowhere".into(),
+                needed_by: "consumer".into(),
+                release: "6.1.0-56-amd64".into()
+            })
+        );
+    }
+
+    #[test]
+    fn loaded_modules_are_kept_when_the_same_build_and_refused_otherwise() {
+        let c = candidate("hello", "", &[]);
+        let note = crate::ko::hex(c.module.build_id_note.as_deref().unwrap());
+        let same = Kernel::new(&format!(
+            "hello 1 0 - Live 0x0\n@@dmb-ident hello - {note}\n"
+        ));
+        let p = plan(std::slice::from_ref(&c), &[], &same.side()).unwrap();
+        assert_eq!(
+            p.steps[0].action,
+            Action::AlreadyLoaded {
+                same_build_known: true
+            }
+        );
+        assert_eq!(p.inserts().count(), 0);
+        let other = Kernel::new("hello 1 0 - Live 0x0\n@@dmb-ident hello - 0400000014\n");
+        assert!(matches!(
+            plan(std::slice::from_ref(&c), &[], &other.side()),
+            Err(PlanError::Conflict { .. })
+        ));
+        let unknown = Kernel::new("hello 1 0 - Live 0x0\n");
+        assert_eq!(
+            plan(&[c], &[], &unknown.side()).unwrap().steps[0].action,
+            Action::AlreadyLoaded {
+                same_build_known: false
+            }
+        );
+    }
+
+    #[test]
+    fn parameters_are_checked_against_the_module() {
+        let k = Kernel::new("");
+        let cands = vec![candidate("hello", "", &["answer:int"])];
+        let p: ParamArg = "hello.answer=7".parse().unwrap();
+        let plan_ok = plan(&cands, std::slice::from_ref(&p), &k.side()).unwrap();
+        assert_eq!(plan_ok.steps[0].params, ["answer=7"]);
+        let bad: ParamArg = "hello.question=7".parse().unwrap();
+        assert_eq!(
+            plan(&cands, &[bad], &k.side()),
+            Err(PlanError::ParamUnknown {
+                module: "hello".into(),
+                key: "question".into(),
+                known: vec!["answer".into()]
+            })
+        );
+        let other: ParamArg = "other-mod.x=1".parse().unwrap();
+        assert_eq!(other.module, "other_mod");
+        assert!(matches!(
+            plan(&cands, &[other], &k.side()),
+            Err(PlanError::ParamModule { .. })
+        ));
+        assert!("hello=1".parse::<ParamArg>().is_err());
+        assert!("hello.x=a\nb".parse::<ParamArg>().is_err());
+        assert_eq!(
+            "hello.msg=\"a b\"".parse::<ParamArg>().unwrap().value,
+            "\"a b\""
+        );
+    }
+
+    #[test]
+    fn built_in_duplicates_and_cycles_are_refused() {
+        let k = Kernel::new("");
+        assert!(matches!(
+            plan(&[candidate("crc32c_generic", "", &[])], &[], &k.side()),
+            Err(PlanError::BuiltIn { .. })
+        ));
+        assert!(matches!(
+            plan(
+                &[candidate("a", "", &[]), candidate("a", "", &[])],
+                &[],
+                &k.side()
+            ),
+            Err(PlanError::Duplicate { .. })
+        ));
+        assert_eq!(
+            plan(
+                &[candidate("a", "b", &[]), candidate("b", "a", &[])],
+                &[],
+                &k.side()
+            ),
+            Err(PlanError::Cycle {
+                modules: vec!["a".into(), "b".into()]
+            })
+        );
+    }
+}

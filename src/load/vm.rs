@@ -1,0 +1,240 @@
+//! Reading the VM's own module files: dependencies that only the VM has,
+//! and, when the kernel's `Module.symvers` is out of reach, the CRCs its
+//! installed modules record.
+//!
+//! Both need the VM's mount namespace, so a privileged container with the
+//! host's PID namespace (`nsenter -t 1 -m`) — for reading only. The
+//! modules are then inserted from an unprivileged container.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::Path;
+
+use super::scripts::{INSTALLED_MODULES_SCRIPT, VM_FILES_SCRIPT};
+use crate::engine::{Engine, EngineError, RunRequest, Session};
+use crate::kernel::config::KernelConfig;
+use crate::kernel::symvers::{SymverEntry, Symvers};
+use crate::kernel::KernelFacts;
+use crate::ko::{Module, MAX_MODULE_BYTES};
+
+const WHY_VM_FILES: &str =
+    "the VM's own modules (/lib/modules) are only visible in the mount namespace of its PID 1";
+
+/// Copies VM files (absolute paths) into `dest`, each under its base name.
+/// Returns the paths written, in the order given.
+pub fn fetch_files(
+    engine: &dyn Engine,
+    session: &Session,
+    image: &str,
+    paths: &[String],
+    dest: &Path,
+) -> Result<Vec<std::path::PathBuf>, EngineError> {
+    let mut request = RunRequest::new(
+        image,
+        session.name("vm-files"),
+        session.id(),
+        VM_FILES_SCRIPT,
+    );
+    request.host_mount_namespace = Some(WHY_VM_FILES);
+    request.args = paths
+        .iter()
+        .map(|p| p.trim_start_matches('/').to_string())
+        .collect();
+    let mut written = HashMap::new();
+    engine.run_reading(&request, &mut |stream| {
+        let mut archive = tar::Archive::new(stream);
+        for entry in archive.entries().map_err(|e| e.to_string())? {
+            let mut entry = entry.map_err(|e| e.to_string())?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+            let Some(name) = path.file_name().map(|n| n.to_os_string()) else {
+                continue;
+            };
+            let target = dest.join(&name);
+            let mut file = std::fs::File::create(&target).map_err(|e| e.to_string())?;
+            std::io::copy(&mut (&mut entry).take(MAX_MODULE_BYTES), &mut file)
+                .map_err(|e| e.to_string())?;
+            written.insert(format!("/{}", path.display()), target);
+        }
+        Ok(())
+    })?;
+    Ok(paths
+        .iter()
+        .filter_map(|p| {
+            written
+                .get(&format!("/{}", p.trim_start_matches('/')))
+                .cloned()
+        })
+        .collect())
+}
+
+/// What the VM's installed modules say about their kernel.
+#[derive(Debug, Clone, Default)]
+pub struct InstalledModules {
+    pub count: usize,
+    /// The vermagic most of them carry.
+    pub vermagic: Option<String>,
+    /// Symbol → CRC: from the exports of the modules (authoritative), else
+    /// from what the modules that import it recorded.
+    pub crcs: HashMap<String, (u32, String)>,
+    /// Symbols whose importers recorded different CRCs (the first is kept).
+    pub disagreements: Vec<String>,
+    pub names: HashSet<String>,
+    pub unreadable: usize,
+}
+
+impl InstalledModules {
+    pub fn add(&mut self, path: &str, m: &Module) {
+        self.count += 1;
+        self.names.insert(m.name.clone());
+        for e in &m.exports {
+            if let Some(crc) = e.crc {
+                self.crcs.insert(e.symbol.clone(), (crc, path.to_string()));
+            }
+        }
+        for v in &m.versions {
+            match self.crcs.get(&v.symbol) {
+                None => {
+                    self.crcs.insert(
+                        v.symbol.clone(),
+                        (v.crc, "the kernel's installed modules".to_string()),
+                    );
+                }
+                Some((crc, _)) if *crc != v.crc => self.disagreements.push(v.symbol.clone()),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Facts to check against: the recorded vermagic (the configuration's
+    /// otherwise) and the CRCs, marked incomplete.
+    pub fn facts(
+        &self,
+        release: &str,
+        config: KernelConfig,
+        builtin: HashSet<String>,
+    ) -> KernelFacts {
+        let symbols = self
+            .crcs
+            .iter()
+            .map(|(symbol, (crc, module))| {
+                (
+                    symbol.clone(),
+                    SymverEntry {
+                        crc: *crc,
+                        module: module.clone(),
+                        export: String::new(),
+                        namespace: String::new(),
+                    },
+                )
+            })
+            .collect();
+        KernelFacts {
+            release: release.to_string(),
+            config,
+            symvers: Symvers { symbols },
+            randstruct_seed: None,
+            builtin,
+            recorded_vermagic: self.vermagic.clone(),
+            symvers_complete: false,
+            installed: self.names.clone(),
+        }
+    }
+}
+
+/// Streams every module file of the running kernel out of the VM and
+/// keeps what [`InstalledModules`] holds (nothing is written to disk).
+pub fn installed_modules(
+    engine: &dyn Engine,
+    session: &Session,
+    image: &str,
+) -> Result<InstalledModules, EngineError> {
+    let mut request = RunRequest::new(
+        image,
+        session.name("installed"),
+        session.id(),
+        INSTALLED_MODULES_SCRIPT,
+    );
+    request.host_mount_namespace = Some(WHY_VM_FILES);
+    let mut found = InstalledModules::default();
+    let mut vermagics: HashMap<String, usize> = HashMap::new();
+    engine.run_reading(&request, &mut |stream| {
+        let mut archive = tar::Archive::new(stream);
+        for entry in archive.entries().map_err(|e| e.to_string())? {
+            let mut entry = entry.map_err(|e| e.to_string())?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let path = entry
+                .path()
+                .map_err(|e| e.to_string())?
+                .display()
+                .to_string();
+            let mut bytes = Vec::new();
+            (&mut entry)
+                .take(MAX_MODULE_BYTES)
+                .read_to_end(&mut bytes)
+                .map_err(|e| e.to_string())?;
+            match Module::read(&path, bytes) {
+                Ok(m) => {
+                    if let Some(v) = m.info.vermagic() {
+                        *vermagics.entry(v.to_string()).or_default() += 1;
+                    }
+                    found.add(path.trim_start_matches("./"), &m);
+                }
+                Err(_) => found.unreadable += 1,
+            }
+        }
+        Ok(())
+    })?;
+    found.vermagic = vermagics
+        .into_iter()
+        .max_by_key(|(v, n)| (*n, std::cmp::Reverse(v.clone())))
+        .map(|(v, _)| v);
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::check;
+    use crate::ko::tests::Fixture;
+
+    #[test]
+    fn crcs_from_installed_modules_decide_and_the_rest_is_unverified() {
+        let mut installed = InstalledModules::default();
+        // An installed module that imports _printk and exports crc_thing.
+        let mut f = Fixture::named("installed", "", &[], 1);
+        f.versions = vec![(0x92997ed8, "_printk")];
+        f.exports = vec![("crc_thing", 0x11, false)];
+        let m = Module::read("kernel/lib/installed.ko", f.elf()).unwrap();
+        installed.add("kernel/lib/installed.ko", &m);
+        installed.vermagic = Some("6.1.0-56-amd64 SMP preempt mod_unload modversions ".into());
+        let facts = installed.facts("6.1.0-56-amd64", KernelConfig::parse(""), HashSet::new());
+        assert_eq!(
+            facts.vermagic(),
+            "6.1.0-56-amd64 SMP preempt mod_unload modversions "
+        );
+
+        // hello imports _printk (agreed) and phys_base (nobody imports it).
+        let hello = Module::read("hello.ko", Fixture::hello().elf()).unwrap();
+        let r = check(&facts, std::slice::from_ref(&hello), &[]);
+        assert!(r.all_fit(), "{r:?}");
+        assert!(r.modules[0].unverified.contains(&"phys_base".to_string()));
+        assert!(!r.modules[0].unverified.contains(&"_printk".to_string()));
+
+        // A CRC no installed module agrees on is a mismatch.
+        let mut f = Fixture::hello();
+        f.versions[1].0 = 0xdeadbeef;
+        let bad = Module::read("hello.ko", f.elf()).unwrap();
+        let r = check(&facts, &[bad], &[]);
+        assert!(
+            r.modules[0].misfits.iter().any(
+                |m| matches!(m, crate::check::Misfit::Crc { symbol, .. } if symbol == "_printk")
+            ),
+            "{r:?}"
+        );
+    }
+}
