@@ -60,7 +60,7 @@ fn kit_trees() -> &'static Unpacked {
 
 fn dmb_plain() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dmb"));
-    cmd.current_dir(root());
+    cmd.env("DMB_CACHE_DIR", cache_dir()).current_dir(root());
     cmd
 }
 

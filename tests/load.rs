@@ -165,17 +165,32 @@ fn modules_load_in_order_persist_across_restarts_and_unload() {
     let host = sim.start("up", UP_COLD);
     assert!(loaders(&host).is_empty());
 
-    // hello, with a parameter; a second load is a no-op.
-    let said = dmb_vm_ok(
+    // hello, with a parameter; a second load is a no-op. The kernel
+    // image's facts are read once, then come from the cache.
+    let first = dmb_vm_run(
         &host,
-        &["load", &path(&hello), "--param", "hello.greeting=sim"],
+        &["load", "-v", &path(&hello), "--param", "hello.greeting=sim"],
     );
+    assert!(first.status.success(), "{}", text(&first));
+    let said = String::from_utf8_lossy(&first.stdout);
     assert!(
         said.contains("hello") && said.contains("inserted"),
         "{said}"
     );
+    assert!(
+        stderr(&first).contains(":/kernel-dev.tar"),
+        "{}",
+        text(&first)
+    );
     assert_eq!(sysfs(&host, "/sys/module/hello/parameters/greeting"), "sim");
-    let again = dmb_vm_ok(&host, &["load", &path(&hello)]);
+    let again = dmb_vm_run(&host, &["load", "-v", &path(&hello)]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        !stderr(&again).contains(":/kernel-dev.tar"),
+        "{}",
+        text(&again)
+    );
+    let again = String::from_utf8_lossy(&again.stdout);
     assert!(again.contains("already loaded (this build)"), "{again}");
     let s = status(&host);
     assert_eq!(s["modules"][0]["name"], "hello");

@@ -70,6 +70,7 @@ fn a_module_built_by_dmb_loads_in_the_sim_and_a_restart_unloads_it() {
     detect
         .env("DOCKER_HOST", &host)
         .env("DMB_PROBE_IMAGE", BUSYBOX)
+        .env("DMB_CACHE_DIR", cache_dir())
         .args(["detect", "--json"])
         .current_dir(root());
     let found: serde_json::Value =
@@ -93,6 +94,7 @@ fn a_module_built_by_dmb_loads_in_the_sim_and_a_restart_unloads_it() {
     lookup
         .env("DOCKER_HOST", &host)
         .env("DMB_PROBE_IMAGE", BUSYBOX)
+        .env("DMB_CACHE_DIR", cache_dir())
         .args(["detect", "sctp", "overlay"])
         .current_dir(root());
     let said = run_ok(lookup, 3 * MIN, "dmb detect sctp overlay (in the VM)");

@@ -163,7 +163,8 @@ fn load_in_session(
 
     progress.step("detecting the running kernel");
     let target = target::detect(engine, session, &opts.detect)?;
-    let state = kernel_state(engine, session, &opts.detect.probe_image)?;
+    let mut state = KernelState::parse(&target.module_state);
+    state.release = target.release.clone();
     let mut notes = target.notes.clone();
     if !target.vm_files {
         notes.push("the VM's own files were not read: dependencies from its /lib/modules and its installed modules' CRCs are out of reach".into());

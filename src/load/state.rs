@@ -8,18 +8,14 @@ use serde::Serialize;
 
 use crate::ko::Module;
 
-/// Prints `/proc/modules`, then one `@@dmb-ident NAME SRCVERSION NOTE` line
-/// per loadable module (`-` for what it lacks). Needs no privilege: `/proc`
-/// and `/sys/module` are the kernel's, in every container.
-pub const STATE_SCRIPT: &str = r#"echo "@@dmb-release $(uname -r)"
-cat /proc/modules
-for d in /sys/module/*; do
-  [ -e "$d/initstate" ] || continue
-  s=$(cat "$d/srcversion" 2>/dev/null)
-  b=$(od -An -v -tx1 "$d/notes/.note.gnu.build-id" 2>/dev/null | tr -d ' \n')
-  echo "@@dmb-ident ${d##*/} ${s:--} ${b:--}"
-done
-exit 0"#;
+/// The release, `/proc/modules`, and which build of each module is loaded.
+/// Needs no privilege: `/proc` and `/sys/module` are the kernel's, in every
+/// container.
+pub const STATE_SCRIPT: &str = concat!(
+    "echo \"@@dmb-release $(uname -r)\"\n",
+    crate::module_state_lines!(),
+    "exit 0"
+);
 
 /// A module the kernel has loaded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

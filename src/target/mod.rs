@@ -23,10 +23,29 @@ pub const BUILDIMAGE_LABEL: &str = "org.mobyproject.linuxkit.kernel.buildimage";
 /// The file that names it in older LinuxKit kernel images.
 pub const KERNEL_BUILDER_FILE: &str = "/kernel-builder";
 
+/// The shell lines that print `/proc/modules`, then one `@@dmb-ident NAME
+/// SRCVERSION NOTE` line per loadable module (`-` for what it lacks): which
+/// build of each module is loaded. Shared by [`PROBE_SCRIPT`] and
+/// [`crate::load::state::STATE_SCRIPT`].
+#[macro_export]
+macro_rules! module_state_lines {
+    () => {
+        r#"cat /proc/modules
+for d in /sys/module/*; do
+  [ -e "$d/initstate" ] || continue
+  v=$(cat "$d/srcversion" 2>/dev/null)
+  b=$(od -An -v -tx1 "$d/notes/.note.gnu.build-id" 2>/dev/null | tr -d ' \n')
+  echo "@@dmb-ident ${d##*/} ${v:--} ${b:--}"
+done
+"#
+    };
+}
+
 /// Prints what the kernel and its VM say, one `@@dmb-section NAME` before
 /// each part. Run in the VM's mount namespace where allowed, so that
 /// `/etc/linuxkit.yml`, `/boot` and `/lib/modules` are the VM's.
-pub const PROBE_SCRIPT: &str = r#"s() { echo "@@dmb-section $1"; }
+pub const PROBE_SCRIPT: &str = concat!(
+    r#"s() { echo "@@dmb-section $1"; }
 r=$(uname -r)
 s release; echo "$r"
 s stamp; uname -v
@@ -39,7 +58,11 @@ if [ -r /etc/linuxkit.yml ]; then s linuxkit_yml; cat /etc/linuxkit.yml; fi
 s loaded; while read -r m rest; do echo "$m"; done < /proc/modules
 if [ -r "/lib/modules/$r/modules.builtin" ]; then s builtin; cat "/lib/modules/$r/modules.builtin"; fi
 if [ -d "/lib/modules/$r" ]; then s on_disk; find "/lib/modules/$r" -name '*.ko*' 2>/dev/null; fi
-exit 0"#;
+s module_state
+"#,
+    module_state_lines!(),
+    "exit 0"
+);
 
 /// The probe's output, by section.
 pub fn parse_sections(output: &str) -> BTreeMap<String, String> {
@@ -139,6 +162,10 @@ pub struct Target {
     /// Whether the VM's own files were read (a privileged container in
     /// PID 1's mount namespace), or only what any container sees.
     pub vm_files: bool,
+    /// `/proc/modules` and the loaded modules' identities, as
+    /// [`crate::load::state::KernelState::parse`] reads them.
+    #[serde(skip)]
+    pub module_state: String,
     pub notes: Vec<String>,
     #[serde(skip)]
     pub config: KernelConfig,
@@ -276,6 +303,7 @@ pub fn detect(
             on_disk_paths: on_disk_paths(sections.get("on_disk").map_or("", |s| s)),
         },
         vm_files,
+        module_state: sections.get("module_state").cloned().unwrap_or_default(),
         notes,
         config,
         proc_version,

@@ -101,8 +101,23 @@ pub fn dmb(flavour: Flavour) -> Command {
         // Detection against this machine's engine reads only what an
         // ordinary container sees: never a privileged container here.
         .env("DMB_NO_VM_FILES", "1")
+        .env("DMB_CACHE_DIR", cache_dir())
         .current_dir(root());
     cmd
+}
+
+/// dmb's cache for one test binary, empty when the binary starts: each
+/// binary reads kernel images afresh once, then from the cache.
+pub fn cache_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.file_name().unwrap().to_string_lossy().into_owned();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("dmb-cache-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
 }
 
 /// The busybox image the sim script makes (from Debian's busybox-static).
