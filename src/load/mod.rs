@@ -386,10 +386,11 @@ fn running_kernel_facts(
         let mut facts = facts_from_image(engine, session, &reference, Some(&target.release))
             .map_err(|e| match e {
                 ImageFactsError::Kernel(crate::kernel::KernelImageError::ReleaseNotInImage {
+                    available,
                     ..
                 }) => LoadError::KernelImageRelease {
                     reference: reference.clone(),
-                    image_release: "another release".into(),
+                    image_release: available.join(", "),
                     running: target.release.clone(),
                 },
                 other => other.into(),
@@ -1023,7 +1024,35 @@ pub fn status(engine: &dyn Engine, image: &str) -> Result<Status, EngineError> {
 }
 
 /// Pure: the records joined with what is loaded.
-pub fn status_of(state: &KernelState, loaders: &[Loader], notes: Vec<String>) -> Status {
+pub fn status_of(state: &KernelState, loaders: &[Loader], mut notes: Vec<String>) -> Status {
+    for l in loaders {
+        let missing: Vec<&str> = l
+            .record
+            .modules
+            .iter()
+            .filter(|m| !state.is_loaded(&m.name))
+            .map(|m| m.name.as_str())
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        notes.push(if l.record.persistent {
+            format!(
+                "{} is {} but {} not loaded: `docker logs {}` says why (a kernel other than {}?)",
+                l.container,
+                l.status,
+                missing.join(", "),
+                l.container,
+                l.record.release
+            )
+        } else {
+            format!(
+                "{} not loaded any more (an engine restart?); {} was a record only, and the next dmb load removes it",
+                missing.join(", "),
+                l.container
+            )
+        });
+    }
     let mut modules = Vec::new();
     for l in loaders {
         for m in &l.record.modules {

@@ -146,6 +146,18 @@ fn status_joins_records_with_what_is_loaded() {
     assert!(!by_name("gone_after_restart").loaded);
     assert_eq!(by_name("dmb_provider").build_id.as_deref(), Some("bb"));
     assert_eq!(s.loaders[0].modules.len(), 3);
+    assert!(
+        s.notes[0].starts_with("gone_after_restart not loaded any more"),
+        "{:?}",
+        s.notes
+    );
+    loaders[0].record.persistent = true;
+    let s = status_of(&state, &loaders, vec![]);
+    assert!(
+        s.notes[0].contains("`docker logs dmb-loader-x` says why"),
+        "{:?}",
+        s.notes
+    );
 }
 
 #[test]
