@@ -256,6 +256,24 @@ fn modules_load_in_order_persist_across_restarts_and_unload() {
         sysfs(&host, "/sys/module/dmb_provider/parameters/answer"),
         "7"
     );
+    // Checked against the installed modules' CRCs, the consumer imports a
+    // symbol none of them records (dmb_provider, loaded, exports it): that
+    // is said, not silently accepted, after all the modules were read.
+    let said = dmb_vm_ok(
+        &host,
+        &[
+            "load",
+            "--dry-run",
+            "--crcs",
+            "installed-modules",
+            &consumer,
+        ],
+    );
+    assert!(
+        said.contains("unverified: dmb_consumer imports dmb_provider_answer"),
+        "{said}"
+    );
+    assert!(said.contains("installed modules (all)"), "{said}");
     let s = status(&host);
     let listed: Vec<&str> = s["modules"]
         .as_array()

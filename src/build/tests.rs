@@ -208,7 +208,7 @@ impl Engine for Fake {
     fn run_reading(
         &self,
         _: &RunRequest,
-        _: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<(), String>,
+        _: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<bool, String>,
     ) -> Result<(), EngineError> {
         unreachable!("builds do not stream container output")
     }

@@ -440,16 +440,20 @@ impl Engine for DockerCli {
     fn run_reading(
         &self,
         request: &RunRequest,
-        read: &mut dyn FnMut(&mut dyn Read) -> Result<(), String>,
+        read: &mut dyn FnMut(&mut dyn Read) -> Result<bool, String>,
     ) -> Result<(), EngineError> {
         let inv = self.run_invocation(request);
         self.trace(&inv);
         let (stream, mut stdout) = Streaming::spawn(&inv).map_err(|e| run_error(&inv, e))?;
         let outcome = read(&mut stdout);
-        // Whatever the reader left unread must not block the container.
-        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-        let (status, stderr) = stream.finish(false).map_err(|e| run_error(&inv, e))?;
-        if !status.success() {
+        let abandon = matches!(outcome, Ok(true));
+        if !abandon {
+            // Whatever the reader left unread must not block the container.
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        }
+        drop(stdout);
+        let (status, stderr) = stream.finish(abandon).map_err(|e| run_error(&inv, e))?;
+        if !status.success() && !abandon {
             return Err(EngineError::Command {
                 command: inv.display(),
                 detail: last_meaningful_line(
@@ -457,7 +461,7 @@ impl Engine for DockerCli {
                 ),
             });
         }
-        outcome.map_err(|detail| EngineError::Stream {
+        outcome.map(|_| ()).map_err(|detail| EngineError::Stream {
             command: inv.display(),
             detail,
         })

@@ -211,11 +211,13 @@ pub trait Engine {
     fn remove_image(&self, reference: &str) -> Result<(), EngineError>;
 
     /// Like [`Engine::run`], but the container's stdout (binary: a tar
-    /// stream) goes to `read`; a non-zero exit is an error.
+    /// stream) goes to `read`; a non-zero exit is an error. `read` returns
+    /// `Ok(true)` when it has all it needs: the rest is not read, and the
+    /// container is left to the session's cleanup.
     fn run_reading(
         &self,
         request: &RunRequest,
-        read: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<(), String>,
+        read: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<bool, String>,
     ) -> Result<(), EngineError>;
 
     /// Creates a container to fill and start later.

@@ -213,8 +213,15 @@ fn load_in_session(
     let load_plan = plan::plan(&candidates, &opts.params, &kernel)?;
 
     let (check_report, crc_source) = if opts.check {
-        let (facts, source) =
-            running_kernel_facts(engine, session, opts, &target, &state, progress)?;
+        let (facts, source) = running_kernel_facts(
+            engine,
+            session,
+            opts,
+            &target,
+            &state,
+            &candidates,
+            progress,
+        )?;
         let modules: Vec<Module> = candidates.iter().map(|c| c.module.clone()).collect();
         let mut report = check::check(&facts, &modules, &[]);
         trust_loaded_providers(&mut report, &candidates, &state, &facts);
@@ -360,6 +367,7 @@ fn running_kernel_facts(
     opts: &LoadOptions,
     target: &Target,
     state: &KernelState,
+    candidates: &[Candidate],
     progress: &mut dyn Progress,
 ) -> Result<(crate::kernel::KernelFacts, String), LoadError> {
     let reference = opts
@@ -419,7 +427,17 @@ fn running_kernel_facts(
         });
     }
     progress.step("reading the CRCs the VM's installed modules record");
-    let found = vm::installed_modules(engine, session, &opts.detect.probe_image)?;
+    // The symbols the modules import from outside their own set.
+    let exported: HashSet<&str> = candidates
+        .iter()
+        .flat_map(|c| c.module.exports.iter().map(|e| e.symbol.as_str()))
+        .collect();
+    let wanted: HashSet<String> = candidates
+        .iter()
+        .flat_map(|c| c.module.versions.iter().map(|v| v.symbol.clone()))
+        .filter(|s| !exported.contains(s.as_str()))
+        .collect();
+    let found = vm::installed_modules(engine, session, &opts.detect.probe_image, &wanted)?;
     if found.count == 0 {
         return Err(LoadError::NoKernelFacts {
             detail: format!("the VM has no modules in /lib/modules/{}", target.release),
@@ -436,8 +454,13 @@ fn running_kernel_facts(
     Ok((
         facts,
         format!(
-            "the __versions of the VM's {} installed modules{}",
+            "the __versions of {} of the VM's installed modules{}{}",
             found.count,
+            if found.complete {
+                " (all)"
+            } else {
+                " (enough to find every imported symbol)"
+            },
             match (opts.crcs, reference) {
                 (CrcSource::Auto, Some(r)) => format!(" (kernel image {r} is not in the engine)"),
                 (CrcSource::Auto, None) => " (no kernel image is known)".to_string(),

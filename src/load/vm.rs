@@ -58,7 +58,7 @@ pub fn fetch_files(
                 .map_err(|e| e.to_string())?;
             written.insert(format!("/{}", path.display()), target);
         }
-        Ok(())
+        Ok(false)
     })?;
     Ok(paths
         .iter()
@@ -83,6 +83,9 @@ pub struct InstalledModules {
     pub disagreements: Vec<String>,
     pub names: HashSet<String>,
     pub unreadable: usize,
+    /// Whether every module was read (else it stopped once it had the CRCs
+    /// it was asked for).
+    pub complete: bool,
 }
 
 impl InstalledModules {
@@ -144,12 +147,19 @@ impl InstalledModules {
     }
 }
 
-/// Streams every module file of the running kernel out of the VM and
-/// keeps what [`InstalledModules`] holds (nothing is written to disk).
+/// Modules to read at least before stopping early: the vermagic is the
+/// one most of them carry.
+const ENOUGH_FOR_VERMAGIC: usize = 16;
+
+/// Streams the module files of the running kernel out of the VM and keeps
+/// what [`InstalledModules`] holds (nothing is written to disk). It stops
+/// as soon as every symbol of `wanted` has a CRC (and enough modules were
+/// read to tell the vermagic); a symbol no module has makes it read all.
 pub fn installed_modules(
     engine: &dyn Engine,
     session: &Session,
     image: &str,
+    wanted: &HashSet<String>,
 ) -> Result<InstalledModules, EngineError> {
     let mut request = RunRequest::new(
         image,
@@ -186,8 +196,15 @@ pub fn installed_modules(
                 }
                 Err(_) => found.unreadable += 1,
             }
+            if found.count >= ENOUGH_FOR_VERMAGIC
+                && wanted.iter().all(|w| found.crcs.contains_key(w))
+            {
+                found.complete = false;
+                return Ok(true);
+            }
         }
-        Ok(())
+        found.complete = true;
+        Ok(false)
     })?;
     found.vermagic = vermagics
         .into_iter()
