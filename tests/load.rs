@@ -192,6 +192,14 @@ fn modules_load_in_order_persist_across_restarts_and_unload() {
     );
     let again = String::from_utf8_lossy(&again.stdout);
     assert!(again.contains("already loaded (this build)"), "{again}");
+    // Another build of a loaded module is an error, even unchecked.
+    let other = dmb_vm_run(&host, &["load", "--no-check", &path(&other_hello)]);
+    assert_eq!(other.status.code(), Some(60), "{}", text(&other));
+    assert!(
+        stderr(&other).contains("another build of hello is loaded already"),
+        "{}",
+        text(&other)
+    );
     let s = status(&host);
     assert_eq!(s["modules"][0]["name"], "hello");
     assert_eq!(s["modules"][0]["loaded"], true);
