@@ -66,6 +66,15 @@ fn image_facts_code(e: &ImageFactsError) -> i32 {
     }
 }
 
+fn image_facts_code_and_hint(e: &ImageFactsError) -> (i32, Option<String>) {
+    let hint = match e {
+        ImageFactsError::Kernel(k) => kernel_image_hint(k),
+        ImageFactsError::Engine(e) => engine_hint(e),
+        ImageFactsError::Facts { .. } => None,
+    };
+    (image_facts_code(e), hint)
+}
+
 fn kernel_image_hint(k: &KernelImageError) -> Option<String> {
     Some(match k {
         KernelImageError::NotGiven => {
@@ -113,14 +122,7 @@ pub fn source_code_and_hint(e: &SourceError) -> (i32, Option<String>) {
             KERNEL_FACTS,
             Some("--kernel-dir wants a header tree: .config, Module.symvers, include/generated/utsrelease.h".into()),
         ),
-        SourceError::KernelImage(k) => (
-            image_facts_code(k),
-            match k {
-                ImageFactsError::Kernel(k) => kernel_image_hint(k),
-                ImageFactsError::Engine(e) => engine_hint(e),
-                ImageFactsError::Facts { .. } => None,
-            },
-        ),
+        SourceError::KernelImage(k) => image_facts_code_and_hint(k),
         SourceError::Engine(e) => (engine_code(e), engine_hint(e)),
         SourceError::Io { .. } => (UNEXPECTED, None),
     }
@@ -219,14 +221,7 @@ pub fn load_code_and_hint(e: &LoadError) -> (i32, Option<String>) {
             KERNEL_FACTS,
             Some("give the running kernel's image with --kernel-ref, or let dmb read the VM's modules (no --no-vm-files); --no-check skips the check".into()),
         ),
-        LoadError::KernelImage(k) => (
-            image_facts_code(k),
-            match k {
-                ImageFactsError::Kernel(k) => kernel_image_hint(k),
-                ImageFactsError::Engine(e) => engine_hint(e),
-                ImageFactsError::Facts { .. } => None,
-            },
-        ),
+        LoadError::KernelImage(k) => image_facts_code_and_hint(k),
         LoadError::KernelImageRelease { .. } => (
             KERNEL_FACTS,
             Some("give the image of the running kernel with --kernel-ref, or --crcs installed-modules".into()),

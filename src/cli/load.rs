@@ -188,12 +188,7 @@ fn write_load(out: &mut impl Write, o: &LoadOutcome) -> std::io::Result<()> {
 }
 
 fn load_error(e: &LoadError) -> i32 {
-    eprintln!("dmb: error: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        eprintln!("  caused by: {s}");
-        source = s.source();
-    }
+    super::print_error(e);
     match e {
         LoadError::WillNotLoad { report } => {
             let _ = super::modules::write_misfits(&mut std::io::stderr().lock(), report);
@@ -250,7 +245,7 @@ pub fn unload(cli: &Cli, args: &UnloadArgs) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("dmb: error: {e}");
+            super::print_error(&e);
             if let UnloadError::RemoveFailed { unloaded, .. } = &e {
                 if !unloaded.is_empty() {
                     eprintln!("dmb: unloaded before that: {}", unloaded.join(", "));

@@ -233,15 +233,20 @@ fn fill_from_detection(
     Ok(())
 }
 
-/// Prints an error with its details and hint; returns its exit code.
-fn report(e: &build::BuildError) -> i32 {
-    use build::BuildError::*;
+/// Prints an error and the chain of its causes.
+fn print_error(e: &dyn std::error::Error) {
     eprintln!("dmb: error: {e}");
-    let mut source = std::error::Error::source(e);
+    let mut source = e.source();
     while let Some(s) = source {
         eprintln!("  caused by: {s}");
         source = s.source();
     }
+}
+
+/// Prints an error with its details and hint; returns its exit code.
+fn report(e: &build::BuildError) -> i32 {
+    use build::BuildError::*;
+    print_error(e);
     match e {
         MakeFailed { errors, .. } if !errors.is_empty() => {
             eprintln!("dmb: the compiler said:");

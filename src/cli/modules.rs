@@ -271,12 +271,7 @@ fn misfit_hint(misfits: &[Misfit]) -> Option<&'static str> {
 }
 
 fn source_error(e: &SourceError) -> i32 {
-    eprintln!("dmb: error: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        eprintln!("  caused by: {s}");
-        source = s.source();
-    }
+    super::print_error(e);
     let (code, hint) = exit::source_code_and_hint(e);
     if let Some(h) = hint {
         eprintln!("hint: {h}");

@@ -146,8 +146,20 @@ pub fn load(
     opts: &LoadOptions,
     progress: &mut dyn Progress,
 ) -> Result<LoadOutcome, LoadError> {
+    in_session(engine, progress, |session, progress| {
+        load_in_session(engine, session, opts, progress)
+    })
+}
+
+/// Runs `f` in a new session and removes what the session left, also
+/// after a failure.
+fn in_session<T, E>(
+    engine: &dyn Engine,
+    progress: &mut dyn Progress,
+    f: impl FnOnce(&Session, &mut dyn Progress) -> Result<T, E>,
+) -> Result<T, E> {
     let session = Session::new();
-    let result = load_in_session(engine, &session, opts, progress);
+    let result = f(&session, progress);
     session.cleanup(engine, &mut |m| progress.step(m));
     result
 }
@@ -728,10 +740,9 @@ pub fn unload(
     opts: &UnloadOptions,
     progress: &mut dyn Progress,
 ) -> Result<UnloadOutcome, UnloadError> {
-    let session = Session::new();
-    let result = unload_in_session(engine, &session, opts, progress);
-    session.cleanup(engine, &mut |m| progress.step(m));
-    result
+    in_session(engine, progress, |session, progress| {
+        unload_in_session(engine, session, opts, progress)
+    })
 }
 
 fn unload_in_session(
@@ -765,27 +776,20 @@ fn unload_in_session(
             "unloading {} (a container with CAP_SYS_MODULE only, no network)",
             plan.order.join(", ")
         ));
-        let mut request = RunRequest::new(
-            &opts.image,
-            session.name("unload"),
-            session.id(),
-            UNLOAD_SCRIPT,
-        );
-        request.cap_add = vec!["SYS_MODULE"];
-        request.args = plan.order.clone();
-        // A refusal is reported by the script; the exit status says no more.
-        let done = match engine.run(&request) {
-            Ok(done) => done.stdout,
-            Err(EngineError::Command { detail, .. }) => detail,
-            Err(e) => return Err(e.into()),
-        };
-        let text = if done.contains("@@dmb:") {
-            done
-        } else {
-            // run() keeps only the last line of a failure; ask again what is loaded.
-            String::new()
-        };
-        for e in Event::parse_all(&text) {
+        // The script's account is read whatever its exit status.
+        let name = session.name("unload");
+        engine.create_container(&ContainerSpec {
+            image: opts.image.clone(),
+            name: name.clone(),
+            labels: Vec::new(),
+            session: Some(session.id().to_string()),
+            cap_add: vec!["SYS_MODULE"],
+            restart_always: false,
+            script: UNLOAD_SCRIPT,
+            args: plan.order.clone(),
+        })?;
+        let done = engine.start_attached(&name)?;
+        for e in Event::parse_all(&done.stdout) {
             match e {
                 Event::Unloaded(m) => outcome.unloaded.push(m),
                 Event::Failed { module, message } => {
@@ -798,20 +802,16 @@ fn unload_in_session(
                 _ => {}
             }
         }
-        let after = kernel_state(engine, session, &opts.image)?;
-        if let Some(m) = plan.order.iter().find(|m| after.is_loaded(m)) {
+        if let Some(m) = plan.order.iter().find(|m| !outcome.unloaded.contains(m)) {
             return Err(UnloadError::RemoveFailed {
                 module: m.clone(),
-                message: "still loaded after rmmod".into(),
-                unloaded: plan
-                    .order
-                    .iter()
-                    .filter(|m| !after.is_loaded(m))
-                    .cloned()
-                    .collect(),
+                message: format!(
+                    "the unloading container gave no account of it: {}",
+                    done.tail_text()
+                ),
+                unloaded: outcome.unloaded.clone(),
             });
         }
-        outcome.unloaded = plan.order.clone();
     }
     update_loaders(engine, session, opts, &loaders, &plan.gone, &mut outcome)?;
     Ok(outcome)

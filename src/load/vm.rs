@@ -20,6 +20,13 @@ use crate::ko::{Module, MAX_MODULE_BYTES};
 const WHY_VM_FILES: &str =
     "the VM's own modules (/lib/modules) are only visible in the mount namespace of its PID 1";
 
+/// A privileged container in the VM's mount namespace, for reading.
+fn vm_request(image: &str, session: &Session, what: &str, script: &'static str) -> RunRequest {
+    let mut request = RunRequest::new(image, session.name(what), session.id(), script);
+    request.host_mount_namespace = Some(WHY_VM_FILES);
+    request
+}
+
 /// Copies VM files (absolute paths) into `dest`, each under its base name.
 /// Returns the paths written, in the order given.
 pub fn fetch_files(
@@ -29,13 +36,7 @@ pub fn fetch_files(
     paths: &[String],
     dest: &Path,
 ) -> Result<Vec<std::path::PathBuf>, EngineError> {
-    let mut request = RunRequest::new(
-        image,
-        session.name("vm-files"),
-        session.id(),
-        VM_FILES_SCRIPT,
-    );
-    request.host_mount_namespace = Some(WHY_VM_FILES);
+    let mut request = vm_request(image, session, "vm-files", VM_FILES_SCRIPT);
     request.args = paths
         .iter()
         .map(|p| p.trim_start_matches('/').to_string())
@@ -161,13 +162,7 @@ pub fn installed_modules(
     image: &str,
     wanted: &HashSet<String>,
 ) -> Result<InstalledModules, EngineError> {
-    let mut request = RunRequest::new(
-        image,
-        session.name("installed"),
-        session.id(),
-        INSTALLED_MODULES_SCRIPT,
-    );
-    request.host_mount_namespace = Some(WHY_VM_FILES);
+    let request = vm_request(image, session, "installed", INSTALLED_MODULES_SCRIPT);
     let mut found = InstalledModules::default();
     let mut vermagics: HashMap<String, usize> = HashMap::new();
     engine.run_reading(&request, &mut |stream| {
