@@ -166,16 +166,33 @@ impl Sim {
     }
 
     pub fn console_tail(&self) -> String {
-        let log =
-            std::fs::read_to_string(self.state.path().join("console.log")).unwrap_or_default();
+        let log = self.console();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
+
+    fn console(&self) -> String {
+        std::fs::read_to_string(self.state.path().join("console.log")).unwrap_or_default()
+    }
+}
+
+/// Where a hung guest's console starts to say so: the first lockup or RCU
+/// stall report and the lines after it (its call trace), which a tail of
+/// repeated watchdog lines no longer shows.
+fn first_hang_report(console: &str) -> Option<String> {
+    let lines: Vec<&str> = console.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| l.contains("soft lockup") || l.contains("rcu: INFO:"))?;
+    Some(lines[first.saturating_sub(5)..(first + 60).min(lines.len())].join("\n"))
 }
 
 impl Drop for Sim {
     fn drop(&mut self) {
         if thread::panicking() {
+            if let Some(report) = first_hang_report(&self.console()) {
+                eprintln!("sim test: the guest hung; its console from the first report:\n{report}");
+            }
             eprintln!("sim test: VM console (tail):\n{}", self.console_tail());
         }
         let out = run(self.script("down"), DOWN, "sim.sh down");
