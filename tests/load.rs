@@ -15,26 +15,11 @@ mod common;
 
 use common::sim::*;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const LOAD: Duration = Duration::from_secs(5 * 60);
-
-/// Builds a test module directory with the kit on this machine's engine;
-/// returns the directory holding its `.ko` files.
-fn build(dir: &str, out: &Path, image: &TestImage, kernel_ref: Option<&str>) -> PathBuf {
-    let dest = out.join(Path::new(dir).file_name().unwrap());
-    let mut cmd = dmb(BUILDKIT);
-    cmd.args(["build", dir, "-q", "--module-ref", image.name(), "--output"])
-        .arg(&dest);
-    if let Some(k) = kernel_ref {
-        cmd.args(["--kernel-ref", k]);
-    }
-    let done = cmd.output().unwrap();
-    assert!(done.status.success(), "dmb build {dir}: {}", stderr(&done));
-    dest
-}
 
 /// `dmb` against the VM's engine, reading the VM's files (the default;
 /// the tests' `DMB_NO_VM_FILES` is for this machine's engine only), with
@@ -136,10 +121,10 @@ fn modules_load_in_order_persist_across_restarts_and_unload() {
     // Test modules, built on this machine's engine (never loaded here).
     let out = tempfile::tempdir().unwrap();
     let images: Vec<TestImage> = (0..5).map(|_| TestImage::new("load")).collect();
-    let hello = build("examples/hello", out.path(), &images[0], None).join("hello.ko");
-    let pair = build("tests/modules/dependent-pair", out.path(), &images[1], None);
-    let fails = build("tests/modules/fails-second", out.path(), &images[2], None);
-    let crc7_user = build("tests/modules/uses-vm-module", out.path(), &images[3], None)
+    let hello = build_module("examples/hello", out.path(), &images[0], None).join("hello.ko");
+    let pair = build_module("tests/modules/dependent-pair", out.path(), &images[1], None);
+    let fails = build_module("tests/modules/fails-second", out.path(), &images[2], None);
+    let crc7_user = build_module("tests/modules/uses-vm-module", out.path(), &images[3], None)
         .join("dmb_crc7_user.ko");
     let other_kernel = run_ok(
         {
@@ -158,7 +143,7 @@ fn modules_load_in_order_persist_across_restarts_and_unload() {
     let other_dir = out.path().join("other");
     std::fs::create_dir_all(&other_dir).unwrap();
     let other_hello =
-        build("examples/hello", &other_dir, &images[4], Some(&other_ref)).join("hello.ko");
+        build_module("examples/hello", &other_dir, &images[4], Some(&other_ref)).join("hello.ko");
     let path = |p: &Path| p.to_str().unwrap().to_string();
 
     let sim = Sim::new();

@@ -50,24 +50,11 @@ fn expect(out: &std::process::Output, code: i32, messages: &[&str]) {
 fn pair() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("load-errors-pair");
-        let _ = std::fs::remove_dir_all(&dir);
+        let parent = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("load-errors-pair");
+        let _ = std::fs::remove_dir_all(&parent);
         let image = TestImage::new("load-errors");
         let _engine = engine_lock();
-        let out = dmb(BUILDKIT)
-            .args([
-                "build",
-                "tests/modules/dependent-pair",
-                "-q",
-                "--module-ref",
-                image.name(),
-                "--output",
-            ])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        dir
+        build_module("tests/modules/dependent-pair", &parent, &image, None)
     })
 }
 

@@ -59,16 +59,8 @@ pub fn detect(cli: &Cli, args: &DetectArgs) -> i32 {
             };
         }
     };
+    super::print_result(args.json, &t, write_human);
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&t).expect("serialisable")
-        );
-    } else {
-        let _ = write_human(&mut out, &t);
-    }
     for m in &args.modules {
         let status = match t.modules.status_of(m) {
             Some(s) => s,

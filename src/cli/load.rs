@@ -99,16 +99,7 @@ pub fn load(cli: &Cli, args: &LoadArgs) -> i32 {
     let mut terminal = Terminal { quiet: args.json };
     match load::load(&engine, &opts, &mut terminal) {
         Ok(outcome) => {
-            let mut out = std::io::stdout().lock();
-            if args.json {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&outcome).expect("serialisable")
-                );
-            } else {
-                let _ = write_load(&mut out, &outcome);
-            }
+            super::print_result(args.json, &outcome, write_load);
             0
         }
         Err(e) => load_error(&e),
@@ -285,16 +276,7 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> i32 {
     };
     match load::status(&engine, &args.probe.probe_image) {
         Ok(s) => {
-            let mut out = std::io::stdout().lock();
-            if args.json {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&s).expect("serialisable")
-                );
-            } else {
-                let _ = write_status(&mut out, &s);
-            }
+            super::print_result(args.json, &s, write_status);
             0
         }
         Err(e) => super::report(&e.into()),

@@ -234,6 +234,22 @@ fn fill_from_detection(
 }
 
 /// Prints an error and the chain of its causes.
+/// Writes a command's result to stdout: pretty JSON under `--json`, else
+/// its human form. A write error (a closed pipe) is not worth an exit code.
+fn print_result<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce(&mut std::io::StdoutLock<'static>, &T) -> std::io::Result<()>,
+) {
+    let mut out = std::io::stdout().lock();
+    let _ = if json {
+        let text = serde_json::to_string_pretty(value).expect("serialisable");
+        writeln!(out, "{text}")
+    } else {
+        human(&mut out, value)
+    };
+}
+
 fn print_error(e: &dyn std::error::Error) {
     eprintln!("dmb: error: {e}");
     let mut source = e.source();

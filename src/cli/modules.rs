@@ -80,19 +80,10 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> i32 {
         Ok(m) => m,
         Err(e) => return source_error(&e),
     };
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        let all: Vec<_> = modules.iter().map(Module::inspection).collect();
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&all).expect("serialisable")
-        );
-        return 0;
-    }
-    for m in &modules {
-        let _ = write_inspection(&mut out, m);
-    }
+    let all: Vec<_> = modules.iter().map(Module::inspection).collect();
+    super::print_result(args.json, &all, |out, _| {
+        modules.iter().try_for_each(|m| write_inspection(out, m))
+    });
     0
 }
 
@@ -197,15 +188,7 @@ pub fn check(cli: &Cli, args: &CheckArgs) -> i32 {
         Ok(r) => r,
         Err(e) => return source_error(&e),
     };
-    if args.json {
-        let _ = writeln!(
-            std::io::stdout().lock(),
-            "{}",
-            serde_json::to_string_pretty(&report).expect("serialisable")
-        );
-    } else {
-        print_report(&report);
-    }
+    super::print_result(args.json, &report, write_report);
     if report.all_fit() {
         0
     } else {
@@ -214,18 +197,16 @@ pub fn check(cli: &Cli, args: &CheckArgs) -> i32 {
 }
 
 /// Fits on stdout, one line a module; what does not fit, with reasons.
-fn print_report(report: &Report) {
-    let mut out = std::io::stdout().lock();
+fn write_report(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     let misfits = report.modules.iter().filter(|v| !v.fits).count();
     if report.modules.len() <= 50 {
         for v in report.modules.iter().filter(|v| v.fits) {
-            let _ = writeln!(out, "{}: fits {}", v.file, report.kernel_release);
+            writeln!(out, "{}: fits {}", v.file, report.kernel_release)?;
         }
     }
-    let _ = write_misfits(&mut out, report);
-    drop(out);
-    let _ = writeln!(
-        std::io::stdout().lock(),
+    write_misfits(out, report)?;
+    writeln!(
+        out,
         "{} module(s) checked against {}: {}",
         report.modules.len(),
         report.kernel_release,
@@ -234,7 +215,7 @@ fn print_report(report: &Report) {
         } else {
             format!("{misfits} will not load")
         }
-    );
+    )
 }
 
 /// Each module that will not load, with why and what to do.

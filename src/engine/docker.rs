@@ -588,28 +588,19 @@ fn parse_container_line(line: &str) -> Result<ContainerInfo, String> {
 /// wraps them in one directory entry) into `dest`.
 fn extract_regular_files(stream: impl Read, dest: &Path) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
-    let mut archive = tar::Archive::new(stream);
-    for entry in archive.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
-        let Some(name) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_string)
-        else {
-            continue;
-        };
+    super::each_regular_file(stream, |path, contents| {
         // Only the directory's own files: nothing may land outside `dest`.
         if path.components().count() > 2 {
-            continue;
+            return Ok(false);
         }
-        let mut file = std::fs::File::create(dest.join(&name)).map_err(|e| e.to_string())?;
-        std::io::copy(&mut entry, &mut file).map_err(|e| e.to_string())?;
-        names.push(name);
-    }
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return Ok(false);
+        };
+        let mut file = std::fs::File::create(dest.join(name)).map_err(|e| e.to_string())?;
+        std::io::copy(contents, &mut file).map_err(|e| e.to_string())?;
+        names.push(name.to_string());
+        Ok(false)
+    })?;
     names.sort();
     Ok(names)
 }

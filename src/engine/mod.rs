@@ -7,7 +7,8 @@ mod docker;
 pub mod process;
 mod session;
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 pub use docker::DockerCli;
 pub use process::Finished;
@@ -242,4 +243,26 @@ pub trait Engine {
 
     /// Removes a container by name or ID, by force.
     fn remove_container(&self, container: &str) -> Result<(), EngineError>;
+}
+
+/// Calls `each` with the path and contents of every regular file of a tar
+/// stream (what `docker cp … -` and the VM-reading scripts write), in stream
+/// order; directories, links and devices are passed over. `each` returns
+/// `Ok(true)` when it has seen enough, and so does this function then.
+pub fn each_regular_file(
+    stream: impl Read,
+    mut each: impl FnMut(&Path, &mut dyn Read) -> Result<bool, String>,
+) -> Result<bool, String> {
+    let mut archive = tar::Archive::new(stream);
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+        if each(&path, &mut entry)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::scripts::{INSTALLED_MODULES_SCRIPT, VM_FILES_SCRIPT};
-use crate::engine::{Engine, EngineError, RunRequest, Session};
+use crate::engine::{each_regular_file, Engine, EngineError, RunRequest, Session};
 use crate::kernel::config::KernelConfig;
 use crate::kernel::symvers::{SymverEntry, Symvers};
 use crate::kernel::KernelFacts;
@@ -43,23 +43,17 @@ pub fn fetch_files(
         .collect();
     let mut written = HashMap::new();
     engine.run_reading(&request, &mut |stream| {
-        let mut archive = tar::Archive::new(stream);
-        for entry in archive.entries().map_err(|e| e.to_string())? {
-            let mut entry = entry.map_err(|e| e.to_string())?;
-            if !entry.header().entry_type().is_file() {
-                continue;
-            }
-            let path = entry.path().map_err(|e| e.to_string())?.into_owned();
-            let Some(name) = path.file_name().map(|n| n.to_os_string()) else {
-                continue;
+        each_regular_file(stream, |path, contents| {
+            let Some(name) = path.file_name() else {
+                return Ok(false);
             };
-            let target = dest.join(&name);
+            let target = dest.join(name);
             let mut file = std::fs::File::create(&target).map_err(|e| e.to_string())?;
-            std::io::copy(&mut (&mut entry).take(MAX_MODULE_BYTES), &mut file)
+            std::io::copy(&mut contents.take(MAX_MODULE_BYTES), &mut file)
                 .map_err(|e| e.to_string())?;
             written.insert(format!("/{}", path.display()), target);
-        }
-        Ok(false)
+            Ok(false)
+        })
     })?;
     Ok(paths
         .iter()
@@ -166,19 +160,10 @@ pub fn installed_modules(
     let mut found = InstalledModules::default();
     let mut vermagics: HashMap<String, usize> = HashMap::new();
     engine.run_reading(&request, &mut |stream| {
-        let mut archive = tar::Archive::new(stream);
-        for entry in archive.entries().map_err(|e| e.to_string())? {
-            let mut entry = entry.map_err(|e| e.to_string())?;
-            if !entry.header().entry_type().is_file() {
-                continue;
-            }
-            let path = entry
-                .path()
-                .map_err(|e| e.to_string())?
-                .display()
-                .to_string();
+        let stopped = each_regular_file(stream, |path, contents| {
+            let path = path.display().to_string();
             let mut bytes = Vec::new();
-            (&mut entry)
+            contents
                 .take(MAX_MODULE_BYTES)
                 .read_to_end(&mut bytes)
                 .map_err(|e| e.to_string())?;
@@ -191,15 +176,11 @@ pub fn installed_modules(
                 }
                 Err(_) => found.unreadable += 1,
             }
-            if found.count >= ENOUGH_FOR_VERMAGIC
-                && wanted.iter().all(|w| found.crcs.contains_key(w))
-            {
-                found.complete = false;
-                return Ok(true);
-            }
-        }
-        found.complete = true;
-        Ok(false)
+            Ok(found.count >= ENOUGH_FOR_VERMAGIC
+                && wanted.iter().all(|w| found.crcs.contains_key(w)))
+        })?;
+        found.complete = !stopped;
+        Ok(stopped)
     })?;
     found.vermagic = vermagics
         .into_iter()

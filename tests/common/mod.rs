@@ -264,3 +264,18 @@ pub fn stderr(out: &Output) -> String {
 pub fn read_module(path: &Path) -> dmb::ko::Module {
     dmb::ko::Module::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// Builds a test module directory with the kit on this machine's engine;
+/// returns the directory holding its `.ko` files.
+pub fn build_module(dir: &str, out: &Path, image: &TestImage, kernel_ref: Option<&str>) -> PathBuf {
+    let dest = out.join(Path::new(dir).file_name().unwrap());
+    let mut cmd = dmb(BUILDKIT);
+    cmd.args(["build", dir, "-q", "--module-ref", image.name(), "--output"])
+        .arg(&dest);
+    if let Some(k) = kernel_ref {
+        cmd.args(["--kernel-ref", k]);
+    }
+    let done = cmd.output().unwrap();
+    assert!(done.status.success(), "dmb build {dir}: {}", stderr(&done));
+    dest
+}
