@@ -47,6 +47,9 @@ command -v lz4 >/dev/null 2>&1 || missing+=(lz4)
 command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
 # openssl: the signing test makes a key for the kernel's sign-file.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The test command lints every shell script with shellcheck, dmb's in-container
+# scripts (src/scripts/) among them.
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -q >&2

@@ -320,7 +320,7 @@ RUN set -e; mkdir -p /tmp/pkg/DEBIAN /var/local/dmb-repo; \
             .trim()
             .to_string()
     };
-    let key = dmb::build::buildenv_key(&id(&bare), &id(&kit.kernel_ref));
+    let key = dmb::module_build::buildenv_key(&id(&bare), &id(&kit.kernel_ref));
     remove_image(&format!("dmb-buildenv:{key}"));
     before.assert_unchanged();
 }

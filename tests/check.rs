@@ -88,7 +88,7 @@ fn every_module_of_the_kit_kernel_fits_its_own_kernel() {
 }
 
 fn sources_count(dir: &Path) -> usize {
-    dmb::check::sources::module_files(dir).unwrap().len()
+    dmb::module_files::files_under(dir).unwrap().len()
 }
 
 /// One CRC changed in one module of a copy of the tree: exactly that module

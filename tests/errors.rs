@@ -170,15 +170,7 @@ fn a_build_ref_that_is_not_there() {
 
 /// A tarball of `(path, contents)` pairs.
 fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, path, *data).unwrap();
-    }
-    b.into_inner().unwrap()
+    dmb::tarball::of_files(files.iter().copied())
 }
 
 /// A local image made of these files (`docker import`, no registry).
@@ -254,7 +246,7 @@ fn a_kernel_image_without_header_trees() {
             .trim()
             .to_string()
     };
-    let key = dmb::build::buildenv_key(&id(&kit.build_ref), &id(&hollow));
+    let key = dmb::module_build::buildenv_key(&id(&kit.build_ref), &id(&hollow));
     let _engine = engine_lock();
     remove_image(&format!("dmb-buildenv:{key}"));
     remove_image(&hollow);

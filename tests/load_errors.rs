@@ -191,7 +191,7 @@ fn a_kept_loader_on_another_kernel_loads_nothing_and_stays_up() {
         "/bin/sh",
         probe,
         "-c",
-        dmb::load::scripts::LOAD_SCRIPT,
+        dmb::scripts::LOAD,
         "sh",
         "boot",
     ]);

@@ -59,7 +59,9 @@ fn a_module_built_by_dmb_loads_in_the_sim_and_a_restart_unloads_it() {
         2 * MIN,
     );
     assert_eq!(
-        dmb::target::linuxkit_kernel_image(&yml).unwrap().as_deref(),
+        dmb::detect::linuxkit::kernel_image(&yml)
+            .unwrap()
+            .as_deref(),
         Some(kit.kernel_ref.as_str()),
         "{yml}"
     );

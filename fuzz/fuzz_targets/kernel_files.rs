@@ -16,5 +16,5 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(f) = dmb::kernel::KernelFacts::from_files(&files) {
         let _ = f.vermagic();
     }
-    let _ = dmb::kernel::image::TreeFiles::read(data);
+    let _ = dmb::kernel::image::FactFiles::read(data);
 });

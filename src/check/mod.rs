@@ -1,9 +1,8 @@
 //! Will a module load into a kernel? The checks the kernel itself makes at
 //! `init_module` time, made before anything is loaded: vermagic, symbol
 //! CRCs, unknown symbols, architecture, signature; plus whether the
-//! modules it depends on exist.
-
-pub mod sources;
+//! modules it depends on exist. Pure: the kernel's facts and the modules
+//! come in, a [`Report`] goes out.
 
 use std::collections::{HashMap, HashSet};
 
@@ -68,6 +67,22 @@ impl Misfit {
             Misfit::Unsigned => "unsigned, and the kernel enforces module signatures".to_string(),
         }
     }
+
+    /// What to do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Misfit::Vermagic { .. } | Misfit::Crc { .. } => {
+                "built against other headers: rebuild with dmb build --kernel-ref <this kernel's image>"
+            }
+            Misfit::UnknownSymbol { .. } | Misfit::MissingDependency { .. } => {
+                "the module that exports it must be loaded first: name it too, or give --modules-dir"
+            }
+            Misfit::Architecture { .. } => {
+                "build with a builder and kernel image of the kernel's architecture"
+            }
+            Misfit::Unsigned => "sign the module with a key the kernel trusts (scripts/sign-file)",
+        }
+    }
 }
 
 /// The verdict on one module.
@@ -96,6 +111,32 @@ impl Report {
     pub fn all_fit(&self) -> bool {
         self.modules.iter().all(|v| v.fits)
     }
+
+    /// The modules that will not load, by name.
+    pub fn misfit_names(&self) -> Vec<&str> {
+        self.modules
+            .iter()
+            .filter(|v| !v.fits)
+            .map(|v| v.module.as_str())
+            .collect()
+    }
+
+    /// Each module that will not load, with why and what to do: the lines
+    /// a person reads.
+    pub fn misfit_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for v in self.modules.iter().filter(|v| !v.fits) {
+            lines.push(format!(
+                "{} ({}): will NOT load into {}",
+                v.file, v.module, self.kernel_release
+            ));
+            lines.extend(v.misfits.iter().map(|m| format!("  - {}", m.describe())));
+            if let Some(first) = v.misfits.first() {
+                lines.push(format!("  hint: {}", first.hint()));
+            }
+        }
+        lines
+    }
 }
 
 /// Symbols the kernel links without an export (the module loader resolves
@@ -114,6 +155,8 @@ pub fn check(kernel: &KernelFacts, set: &[Module], others: &[Module]) -> Report 
             provided.insert(e.symbol.as_str(), (e.crc, m.name.as_str()));
         }
     }
+    let set_names: HashSet<&str> = set.iter().map(|m| m.name.as_str()).collect();
+    let symvers_modules = kernel.symvers.module_names();
     let known_modules: HashSet<String> = set
         .iter()
         .chain(others)
@@ -142,6 +185,15 @@ pub fn check(kernel: &KernelFacts, set: &[Module], others: &[Module]) -> Report 
                     });
                 }
             }
+            // A module that depends on a loaded module the CRC source does
+            // not know (see `KernelFacts::loaded`) imports what the check
+            // cannot see: the kernel decides on those.
+            let imports_unseen = !kernel.symvers_complete
+                || m.info.depends().iter().any(|d| {
+                    kernel.loaded.contains(d)
+                        && !symvers_modules.contains(d)
+                        && !set_names.contains(d.as_str())
+                });
             let mut unverified = Vec::new();
             let mut versioned = HashSet::new();
             for v in &m.versions {
@@ -150,7 +202,7 @@ pub fn check(kernel: &KernelFacts, set: &[Module], others: &[Module]) -> Report 
                     Some(e) => (Some(e.crc), e.module.as_str()),
                     None => match provided.get(v.symbol.as_str()) {
                         Some((crc, who)) => (*crc, *who),
-                        None if !kernel.symvers_complete => {
+                        None if imports_unseen => {
                             unverified.push(v.symbol.clone());
                             continue;
                         }
@@ -176,7 +228,7 @@ pub fn check(kernel: &KernelFacts, set: &[Module], others: &[Module]) -> Report 
                     || kernel.symvers.symbols.contains_key(symbol)
                     || provided.contains_key(symbol.as_str())
                     || LINKER_SYMBOLS.contains(&symbol.as_str());
-                if !exported && !kernel.symvers_complete {
+                if !exported && imports_unseen {
                     unverified.push(symbol.clone());
                 } else if !exported {
                     misfits.push(Misfit::UnknownSymbol {
@@ -202,7 +254,7 @@ pub fn check(kernel: &KernelFacts, set: &[Module], others: &[Module]) -> Report 
         })
         .collect();
     Report {
-        kernel_release: kernel.release.clone(),
+        kernel_release: kernel.release.to_string(),
         vermagic,
         modules,
     }

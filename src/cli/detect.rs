@@ -2,10 +2,10 @@
 
 use std::io::Write;
 
-use crate::engine::{BuilderChoice, Session};
-use crate::target::{self, DetectOptions, Target};
-
-use super::{connect, exit, Cli};
+use super::output::print_result;
+use super::{connect, Cli, Outcome};
+use crate::detect::{self, DetectOptions, Detection};
+use crate::engine::{BuilderPreference, Session};
 
 #[derive(Debug, clap::Args, Clone)]
 pub struct ProbeArgs {
@@ -41,25 +41,10 @@ pub struct DetectArgs {
     pub json: bool,
 }
 
-pub fn detect(cli: &Cli, args: &DetectArgs) -> i32 {
-    let engine = match connect(cli, BuilderChoice::Legacy) {
-        Ok(e) => e,
-        Err(e) => return super::report(&e.into()),
-    };
-    let session = Session::new();
-    let result = target::detect(&engine, &session, &args.probe.options());
-    session.cleanup(&engine, &mut |m| eprintln!("dmb: {m}"));
-    let t = match result {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("dmb: error: {e}");
-            return match e {
-                target::DetectError::Engine(e) => exit::exit_code(&e.into()),
-                target::DetectError::NoRelease => exit::UNEXPECTED,
-            };
-        }
-    };
-    super::print_result(args.json, &t, write_human);
+pub fn run(cli: &Cli, args: &DetectArgs) -> Outcome {
+    let engine = connect(cli, BuilderPreference::Legacy)?;
+    let t = detect::detect(&Session::new(&engine), &args.probe.options())?;
+    print_result(args.json, &t, write_human);
     let mut out = std::io::stdout().lock();
     for m in &args.modules {
         let status = match t.modules.status_of(m) {
@@ -71,16 +56,16 @@ pub fn detect(cli: &Cli, args: &DetectArgs) -> i32 {
         };
         let _ = writeln!(out, "module {m}: {status}");
     }
-    0
+    Ok(0)
 }
 
-fn write_human(out: &mut impl Write, t: &Target) -> std::io::Result<()> {
+fn write_human(out: &mut impl Write, t: &Detection) -> std::io::Result<()> {
     let or_dash = |o: Option<&str>| o.unwrap_or("-").to_string();
     writeln!(out, "kernel:      {} ({})", t.release, t.arch)?;
     writeln!(out, "version:     {}", t.proc_version)?;
     writeln!(out, "build stamp: {}", t.stamp)?;
     writeln!(out, "platform:    {}", t.platform_name)?;
-    match t.config_compiler.as_ref().or(t.compiler.as_ref()) {
+    match t.kernel_compiler() {
         Some(c) => writeln!(
             out,
             "compiler:    {} {}{}{}{}",

@@ -2,14 +2,13 @@
 
 use std::io::Write;
 
-use crate::engine::BuilderChoice;
+use super::output::{print_result, Terminal};
+use super::{connect, detect::ProbeArgs, Cli, Outcome};
+use crate::engine::BuilderPreference;
 use crate::load::plan::{Action, ParamArg};
-use crate::load::{
-    self, CrcSource, LoadError, LoadOptions, LoadOutcome, Status, UnloadError, UnloadOptions,
-    UnloadOutcome,
-};
-
-use super::{connect, detect::ProbeArgs, exit, Cli, Terminal};
+use crate::load::status::{self, Status};
+use crate::load::unload::{self, UnloadOptions, UnloadOutcome};
+use crate::load::{self, CrcSource, LoadOptions, LoadOutcome};
 
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
@@ -32,8 +31,8 @@ pub struct LoadArgs {
     pub dry_run: bool,
 
     /// Where the running kernel's symbol CRCs come from.
-    #[arg(long, value_enum, default_value_t = CrcSource::Auto)]
-    pub crcs: CrcSource,
+    #[arg(long, value_enum, default_value_t = CrcsArg::Auto)]
+    pub crcs: CrcsArg,
 
     /// The running kernel's image, for its Module.symvers (default: the one
     /// the VM's /etc/linuxkit.yml names).
@@ -50,6 +49,29 @@ pub struct LoadArgs {
 
     #[command(flatten)]
     pub probe: ProbeArgs,
+}
+
+/// `--crcs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CrcsArg {
+    /// The kernel image's Module.symvers when the image is in the engine,
+    /// else the installed modules.
+    Auto,
+    /// The `Module.symvers` of the kernel image (KERNEL_REF, or the one
+    /// `/etc/linuxkit.yml` names).
+    KernelImage,
+    /// What the VM's installed modules record in their `__versions`.
+    InstalledModules,
+}
+
+impl From<CrcsArg> for CrcSource {
+    fn from(a: CrcsArg) -> Self {
+        match a {
+            CrcsArg::Auto => CrcSource::Auto,
+            CrcsArg::KernelImage => CrcSource::KernelImage,
+            CrcsArg::InstalledModules => CrcSource::InstalledModules,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,29 +103,21 @@ pub struct StatusArgs {
     pub probe: ProbeArgs,
 }
 
-pub fn load(cli: &Cli, args: &LoadArgs) -> i32 {
-    let engine = match connect(cli, BuilderChoice::Legacy) {
-        Ok(e) => e,
-        Err(e) => return super::report(&e.into()),
-    };
+pub fn load(cli: &Cli, args: &LoadArgs) -> Outcome {
+    let engine = connect(cli, BuilderPreference::Legacy)?;
     let opts = LoadOptions {
         sources: args.sources.clone(),
         params: args.params.clone(),
         persist: args.persist,
         dry_run: args.dry_run,
         check: !args.no_check,
-        crcs: args.crcs,
+        crcs: args.crcs.into(),
         kernel_ref: args.kernel_ref.clone(),
         detect: args.probe.options(),
     };
-    let mut terminal = Terminal { quiet: args.json };
-    match load::load(&engine, &opts, &mut terminal) {
-        Ok(outcome) => {
-            super::print_result(args.json, &outcome, write_load);
-            0
-        }
-        Err(e) => load_error(&e),
-    }
+    let outcome = load::load(&engine, &opts, &mut Terminal { quiet: args.json })?;
+    print_result(args.json, &outcome, write_load);
+    Ok(0)
 }
 
 fn write_load(out: &mut impl Write, o: &LoadOutcome) -> std::io::Result<()> {
@@ -178,77 +192,17 @@ fn write_load(out: &mut impl Write, o: &LoadOutcome) -> std::io::Result<()> {
     Ok(())
 }
 
-fn load_error(e: &LoadError) -> i32 {
-    super::print_error(e);
-    match e {
-        LoadError::WillNotLoad { report } => {
-            let _ = super::modules::write_misfits(&mut std::io::stderr().lock(), report);
-            eprintln!("dmb: nothing was loaded");
-        }
-        LoadError::InsertFailed {
-            kernel_log,
-            rolled_back,
-            stuck,
-            ..
-        } => {
-            if kernel_log.is_empty() {
-                eprintln!("dmb: the kernel log has nothing more (reading it needs CAP_SYSLOG)");
-            } else {
-                eprintln!("dmb: the kernel said:");
-                for l in kernel_log {
-                    eprintln!("  {l}");
-                }
-            }
-            if !rolled_back.is_empty() {
-                eprintln!(
-                    "dmb: unloaded again what this run had loaded: {}",
-                    rolled_back.join(", ")
-                );
-            }
-            if !stuck.is_empty() {
-                eprintln!("dmb: could not unload again: {}", stuck.join(", "));
-            }
-        }
-        _ => {}
-    }
-    let (code, hint) = exit::load_code_and_hint(e);
-    if let Some(h) = hint {
-        eprintln!("hint: {h}");
-    }
-    code
-}
-
-pub fn unload(cli: &Cli, args: &UnloadArgs) -> i32 {
-    let engine = match connect(cli, BuilderChoice::Legacy) {
-        Ok(e) => e,
-        Err(e) => return super::report(&e.into()),
-    };
+pub fn unload(cli: &Cli, args: &UnloadArgs) -> Outcome {
+    let engine = connect(cli, BuilderPreference::Legacy)?;
     let opts = UnloadOptions {
         names: args.names.clone(),
         persist: args.persist,
         dry_run: args.dry_run,
         image: args.probe.probe_image.clone(),
     };
-    let mut terminal = Terminal { quiet: false };
-    match load::unload(&engine, &opts, &mut terminal) {
-        Ok(o) => {
-            let _ = write_unload(&mut std::io::stdout().lock(), &o);
-            0
-        }
-        Err(e) => {
-            super::print_error(&e);
-            if let UnloadError::RemoveFailed { unloaded, .. } = &e {
-                if !unloaded.is_empty() {
-                    eprintln!("dmb: unloaded before that: {}", unloaded.join(", "));
-                }
-            }
-            let (code, hint) = exit::unload_code_and_hint(&e);
-            if let Some(h) = hint {
-                eprintln!("hint: {h}");
-            }
-            code
-        }
-    }
+    let outcome = unload::unload(&engine, &opts, &mut Terminal { quiet: false })?;
+    let _ = write_unload(&mut std::io::stdout().lock(), &outcome);
+    Ok(0)
 }
 
 fn write_unload(out: &mut impl Write, o: &UnloadOutcome) -> std::io::Result<()> {
@@ -269,18 +223,11 @@ fn write_unload(out: &mut impl Write, o: &UnloadOutcome) -> std::io::Result<()> 
     Ok(())
 }
 
-pub fn status(cli: &Cli, args: &StatusArgs) -> i32 {
-    let engine = match connect(cli, BuilderChoice::Legacy) {
-        Ok(e) => e,
-        Err(e) => return super::report(&e.into()),
-    };
-    match load::status(&engine, &args.probe.probe_image) {
-        Ok(s) => {
-            super::print_result(args.json, &s, write_status);
-            0
-        }
-        Err(e) => super::report(&e.into()),
-    }
+pub fn status(cli: &Cli, args: &StatusArgs) -> Outcome {
+    let engine = connect(cli, BuilderPreference::Legacy)?;
+    let s = status::status(&engine, &args.probe.probe_image)?;
+    print_result(args.json, &s, write_status);
+    Ok(0)
 }
 
 fn write_status(out: &mut impl Write, s: &Status) -> std::io::Result<()> {

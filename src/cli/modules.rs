@@ -3,12 +3,15 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::check::sources::{self, KernelSource, SourceError};
-use crate::check::{self, Misfit, Report};
-use crate::engine::{BuilderChoice, Engine, LazyEngine, Session};
+use super::output::print_result;
+use super::{connect, Cli, Outcome};
+use crate::check::{self, Report};
+use crate::engine::{BuilderPreference, DockerCli, Session};
+use crate::kernel::image::facts_from_image;
+use crate::kernel::KernelFacts;
 use crate::ko::Module;
-
-use super::{connect, exit, Cli};
+use crate::module_files::{self, InstalledTree, ModuleArg};
+use crate::Error;
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -49,42 +52,39 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-fn lazy_engine(cli: &Cli) -> LazyEngine<'_> {
-    LazyEngine::new(move || {
-        connect(cli, BuilderChoice::Legacy).map(|e| Box::new(e) as Box<dyn Engine>)
-    })
-}
-
-/// Runs `f` with an engine session that is cleaned up afterwards.
-fn with_session<T>(
+/// Runs `f` with a session when some argument needs the engine (an image),
+/// else without ever connecting: files need no engine.
+fn with_engine<T>(
     cli: &Cli,
-    f: impl FnOnce(&LazyEngine, &Session, &std::path::Path) -> Result<T, SourceError>,
-) -> Result<T, SourceError> {
-    let engine = lazy_engine(cli);
-    let session = Session::new();
-    let scratch = tempfile::tempdir().map_err(|e| SourceError::Io {
+    needed: bool,
+    f: impl FnOnce(Option<&Session<DockerCli>>, &std::path::Path) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let scratch = tempfile::tempdir().map_err(|e| module_files::SourceError::Io {
         what: "a temporary directory".into(),
         detail: e.to_string(),
     })?;
-    let result = f(&engine, &session, scratch.path());
-    if let Some(e) = engine.connected() {
-        session.cleanup(e, &mut |m| eprintln!("dmb: {m}"));
+    if !needed {
+        return f(None, scratch.path());
     }
-    result
+    let engine = connect(cli, BuilderPreference::Legacy)?;
+    let session = Session::new(&engine);
+    f(Some(&session), scratch.path())
 }
 
-pub fn inspect(cli: &Cli, args: &InspectArgs) -> i32 {
-    let modules = match with_session(cli, |engine, session, scratch| {
-        sources::modules_from_args(&args.files, engine, session, scratch)
-    }) {
-        Ok(m) => m,
-        Err(e) => return source_error(&e),
-    };
+fn any_image(args: &[String]) -> bool {
+    args.iter().any(|a| ModuleArg::of(a).is_image())
+}
+
+pub fn inspect(cli: &Cli, args: &InspectArgs) -> Outcome {
+    let given = with_engine(cli, any_image(&args.files), |session, scratch| {
+        module_files::read(&args.files, session, scratch)
+    })?;
+    let modules: Vec<Module> = given.modules.into_iter().map(|m| m.module).collect();
     let all: Vec<_> = modules.iter().map(Module::inspection).collect();
-    super::print_result(args.json, &all, |out, _| {
+    print_result(args.json, &all, |out, _| {
         modules.iter().try_for_each(|m| write_inspection(out, m))
     });
-    0
+    Ok(0)
 }
 
 fn write_inspection(out: &mut impl Write, m: &Module) -> std::io::Result<()> {
@@ -150,50 +150,48 @@ fn write_inspection(out: &mut impl Write, m: &Module) -> std::io::Result<()> {
     writeln!(out, "  undefined:   {}", i.undefined.join(" "))
 }
 
-pub fn check(cli: &Cli, args: &CheckArgs) -> i32 {
-    let kernel = match (&args.kernel_dir, &args.kernel_ref) {
-        (Some(dir), _) => KernelSource::Dir(dir),
-        (None, Some(reference)) => KernelSource::Image {
-            reference,
-            kver: args.kver.as_deref(),
-        },
-        (None, None) => unreachable!("clap requires one of them"),
-    };
+pub fn check(cli: &Cli, args: &CheckArgs) -> Outcome {
     if args.modules.is_empty() && args.modules_dir.is_none() {
-        eprintln!("dmb: error: name modules to check, or --modules-dir to check a whole tree");
-        return 2;
+        return Err(Error::Usage(
+            "name modules to check, or --modules-dir to check a whole tree".into(),
+        ));
     }
-    let result = with_session(cli, |engine, session, scratch| {
-        let mut facts = sources::kernel_facts(&kernel, engine, session)?;
-        if let Some(dir) = &args.modules_dir {
-            // An installed tree says which modules are built in.
-            if let Ok(text) = std::fs::read_to_string(dir.join("modules.builtin")) {
-                facts
-                    .builtin
-                    .extend(text.lines().map(crate::ko::name_from_file));
-            }
-        }
-        let installed = match &args.modules_dir {
-            Some(dir) => sources::read_modules(&sources::module_files(dir)?, Some(dir))?,
-            None => Vec::new(),
-        };
-        Ok(if args.modules.is_empty() {
-            check::check(&facts, &installed, &[])
-        } else {
-            let set = sources::modules_from_args(&args.modules, engine, session, scratch)?;
-            check::check(&facts, &set, &installed)
-        })
-    });
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => return source_error(&e),
+    let installed = match &args.modules_dir {
+        Some(dir) => Some(InstalledTree::read(dir)?),
+        None => None,
     };
-    super::print_result(args.json, &report, write_report);
-    if report.all_fit() {
-        0
-    } else {
-        exit::WILL_NOT_LOAD
-    }
+    let needed = args.kernel_ref.is_some() || any_image(&args.modules);
+    let report = with_engine(cli, needed, |session, scratch| {
+        let facts = match (&args.kernel_dir, &args.kernel_ref, session) {
+            (Some(dir), _, _) => KernelFacts::from_dir(dir).map_err(|source| Error::KernelDir {
+                dir: dir.display().to_string(),
+                source,
+            })?,
+            (None, Some(reference), Some(session)) => {
+                facts_from_image(session, reference, args.kver.as_deref())?
+            }
+            // clap asks for one of them, and a kernel image brings the engine.
+            _ => return Err(Error::Usage("give --kernel-dir or --kernel-ref".into())),
+        };
+        // An installed tree says which modules are built in.
+        let facts = match &installed {
+            Some(tree) => KernelFacts {
+                builtin: facts.builtin.union(&tree.builtin).cloned().collect(),
+                ..facts
+            },
+            None => facts,
+        };
+        let others = installed.as_ref().map_or(&[][..], |t| &t.modules[..]);
+        Ok(if args.modules.is_empty() {
+            check::check(&facts, others, &[])
+        } else {
+            let given = module_files::read(&args.modules, session, scratch)?;
+            let set: Vec<Module> = given.modules.into_iter().map(|m| m.module).collect();
+            check::check(&facts, &set, others)
+        })
+    })?;
+    print_result(args.json, &report, write_report);
+    Ok(crate::error::check_code(&report))
 }
 
 /// Fits on stdout, one line a module; what does not fit, with reasons.
@@ -219,43 +217,9 @@ fn write_report(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
 }
 
 /// Each module that will not load, with why and what to do.
-pub(super) fn write_misfits(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
-    for v in report.modules.iter().filter(|v| !v.fits) {
-        writeln!(
-            out,
-            "{} ({}): will NOT load into {}",
-            v.file, v.module, report.kernel_release
-        )?;
-        for m in &v.misfits {
-            writeln!(out, "  - {}", m.describe())?;
-        }
-        if let Some(h) = misfit_hint(&v.misfits) {
-            writeln!(out, "  hint: {h}")?;
-        }
-    }
-    Ok(())
-}
-
-fn misfit_hint(misfits: &[Misfit]) -> Option<&'static str> {
-    Some(match misfits.first()? {
-        Misfit::Vermagic { .. } | Misfit::Crc { .. } => {
-            "built against other headers: rebuild with dmb build --kernel-ref <this kernel's image>"
-        }
-        Misfit::UnknownSymbol { .. } | Misfit::MissingDependency { .. } => {
-            "the module that exports it must be loaded first: name it too, or give --modules-dir"
-        }
-        Misfit::Architecture { .. } => {
-            "build with a builder and kernel image of the kernel's architecture"
-        }
-        Misfit::Unsigned => "sign the module with a key the kernel trusts (scripts/sign-file)",
-    })
-}
-
-fn source_error(e: &SourceError) -> i32 {
-    super::print_error(e);
-    let (code, hint) = exit::source_code_and_hint(e);
-    if let Some(h) = hint {
-        eprintln!("hint: {h}");
-    }
-    code
+fn write_misfits(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+    report
+        .misfit_lines()
+        .iter()
+        .try_for_each(|l| writeln!(out, "{l}"))
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::process::{self, Invocation, RunError, Streaming};
 use super::{
-    BuildOutput, BuildRequest, Builder, BuilderChoice, ContainerInfo, ContainerSpec, Engine,
-    EngineError, Finished, RunRequest, SESSION_LABEL,
+    BuildOutput, BuildRequest, Builder, BuilderPreference, Builds, ContainerInfo, ContainerSpec,
+    Containers, EngineError, Finished, Images, Lifecycle, RunRequest, StreamReader, SESSION_LABEL,
 };
 
 /// The first docker CLI release that dropped the built-in BuildKit client in
@@ -27,7 +27,7 @@ impl DockerCli {
     /// contexts) and settles which builder to use.
     pub fn connect(
         program: impl Into<PathBuf>,
-        choice: BuilderChoice,
+        choice: BuilderPreference,
         verbose: bool,
     ) -> Result<Self, EngineError> {
         let mut cli = DockerCli {
@@ -57,7 +57,7 @@ impl DockerCli {
         if !done.success() || server.is_empty() {
             return Err(EngineError::Unreachable {
                 program: cli.program_name(),
-                detail: last_meaningful_line(&done.tail),
+                detail: last_meaningful_line(&done.output_tail),
             });
         }
         cli.builder = cli.choose_builder(choice)?;
@@ -72,8 +72,8 @@ impl DockerCli {
         Ok(cli)
     }
 
-    fn choose_builder(&self, choice: BuilderChoice) -> Result<Builder, EngineError> {
-        if choice == BuilderChoice::Legacy {
+    fn choose_builder(&self, choice: BuilderPreference) -> Result<Builder, EngineError> {
+        if choice == BuilderPreference::Legacy {
             return Ok(Builder::Legacy);
         }
         let buildx = self
@@ -84,7 +84,7 @@ impl DockerCli {
         match (buildx, builtin, choice) {
             (true, _, _) => Ok(Builder::Buildx),
             (false, true, _) => Ok(Builder::BuildKitEnv),
-            (false, false, BuilderChoice::Buildkit) => Err(EngineError::NoBuildKit),
+            (false, false, BuilderPreference::BuildKit) => Err(EngineError::NoBuildKit),
             (false, false, _) => Ok(Builder::Legacy),
         }
     }
@@ -118,7 +118,7 @@ impl DockerCli {
         } else {
             Err(EngineError::Command {
                 command: inv.display(),
-                detail: last_meaningful_line(&done.tail),
+                detail: last_meaningful_line(&done.output_tail),
             })
         }
     }
@@ -132,7 +132,7 @@ impl DockerCli {
         } else {
             Err(EngineError::Command {
                 command: inv.display(),
-                detail: last_meaningful_line(&done.tail),
+                detail: last_meaningful_line(&done.output_tail),
             })
         }
     }
@@ -243,11 +243,7 @@ fn mentions_absence(text: &str) -> bool {
         || t.contains("no such container:path")
 }
 
-impl Engine for DockerCli {
-    fn builder(&self) -> Builder {
-        self.builder
-    }
-
+impl Images for DockerCli {
     fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
         let inv = self
             .invocation()
@@ -256,13 +252,12 @@ impl Engine for DockerCli {
         if done.success() {
             return Ok(Some(done.stdout.trim().to_string()));
         }
-        let tail = done.tail_text();
-        if mentions_absence(&tail) {
+        if mentions_absence(&done.tail_text()) {
             Ok(None)
         } else {
             Err(EngineError::Command {
                 command: inv.display(),
-                detail: last_meaningful_line(&done.tail),
+                detail: last_meaningful_line(&done.output_tail),
             })
         }
     }
@@ -282,38 +277,55 @@ impl Engine for DockerCli {
         Ok((tags.parse().unwrap_or(0), value))
     }
 
-    fn build(
-        &self,
-        request: &BuildRequest,
-        on_line: &mut dyn FnMut(&str),
-    ) -> Result<Finished, EngineError> {
-        let inv = self.build_invocation(request);
-        self.trace(&inv);
-        process::run(&inv, true, on_line).map_err(|e| run_error(&inv, e))
+    fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
+        let inv = self.invocation().args(["image", "rm", "--", reference]);
+        self.run_cleanup(&inv).map(|_| ())
     }
 
+    fn prune_dangling(&self, label: &str, value: &str) -> Result<(), EngineError> {
+        let filter = format!("label={label}={value}");
+        let inv = self
+            .invocation()
+            .args(["image", "prune", "--force", "--filter", &filter]);
+        self.run_cleanup(&inv).map(|_| ())
+    }
+}
+
+impl Containers for DockerCli {
     fn run(&self, request: &RunRequest) -> Result<Finished, EngineError> {
         let inv = self.run_invocation(request);
         self.run_checked(&inv)
     }
 
-    fn create(&self, image: &str, name: &str, session: &str) -> Result<(), EngineError> {
-        let label = format!("{SESSION_LABEL}={session}");
-        // The command is never run; images FROM scratch have none, and
-        // `create` needs one.
-        let inv = self.invocation().args([
-            "create",
-            "--network",
-            "none",
-            "--name",
-            name,
-            "--label",
-            &label,
-            "--entrypoint",
-            "/dmb-never-run",
-            "--",
-            image,
-        ]);
+    fn create(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
+        let mut inv = self
+            .invocation()
+            .args(["create", "--network", "none", "--name", &spec.name]);
+        for (k, v) in &spec.labels {
+            inv = inv.args(["--label", &format!("{k}={v}")]);
+        }
+        for cap in &spec.cap_add {
+            inv = inv.args(["--cap-add", cap]);
+        }
+        if spec.restart_always {
+            inv = inv.arg("--restart=always");
+        }
+        let inv = match &spec.script {
+            Some((script, args)) => inv
+                .args([
+                    "--entrypoint",
+                    "/bin/sh",
+                    "--",
+                    &spec.image,
+                    "-c",
+                    script,
+                    "sh",
+                ])
+                .args(args),
+            // The command is never run; images FROM scratch have none, and
+            // `create` needs one.
+            None => inv.args(["--entrypoint", "/dmb-never-run", "--", &spec.image]),
+        };
         self.run_checked(&inv).map(|_| ())
     }
 
@@ -351,7 +363,7 @@ impl Engine for DockerCli {
         }
     }
 
-    fn with_file(
+    fn read_file(
         &self,
         container: &str,
         path: &str,
@@ -406,8 +418,15 @@ impl Engine for DockerCli {
         })
     }
 
-    fn remove_session_containers(&self, session: &str) -> Result<(), EngineError> {
-        let filter = format!("label={SESSION_LABEL}={session}");
+    fn remove_container(&self, container: &str) -> Result<(), EngineError> {
+        let inv = self
+            .invocation()
+            .args(["rm", "--force", "--volumes", "--", container]);
+        self.run_cleanup(&inv).map(|_| ())
+    }
+
+    fn remove_labelled(&self, label: &str, value: &str) -> Result<(), EngineError> {
+        let filter = format!("label={label}={value}");
         let list = self
             .invocation()
             .args(["ps", "--all", "--quiet", "--filter", &filter]);
@@ -423,24 +442,29 @@ impl Engine for DockerCli {
             .args(ids);
         self.run_cleanup(&rm).map(|_| ())
     }
+}
 
-    fn prune_dangling(&self, label: &str, value: &str) -> Result<(), EngineError> {
-        let filter = format!("label={label}={value}");
-        let inv = self
-            .invocation()
-            .args(["image", "prune", "--force", "--filter", &filter]);
-        self.run_cleanup(&inv).map(|_| ())
+impl Builds for DockerCli {
+    fn builder(&self) -> Builder {
+        self.builder
     }
 
-    fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
-        let inv = self.invocation().args(["image", "rm", "--", reference]);
-        self.run_cleanup(&inv).map(|_| ())
+    fn build(
+        &self,
+        request: &BuildRequest,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<Finished, EngineError> {
+        let inv = self.build_invocation(request);
+        self.trace(&inv);
+        process::run(&inv, true, on_line).map_err(|e| run_error(&inv, e))
     }
+}
 
+impl Lifecycle for DockerCli {
     fn run_reading(
         &self,
         request: &RunRequest,
-        read: &mut dyn FnMut(&mut dyn Read) -> Result<bool, String>,
+        read: &mut StreamReader,
     ) -> Result<(), EngineError> {
         let inv = self.run_invocation(request);
         self.trace(&inv);
@@ -465,36 +489,6 @@ impl Engine for DockerCli {
             command: inv.display(),
             detail,
         })
-    }
-
-    fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
-        let mut inv = self
-            .invocation()
-            .args(["create", "--network", "none", "--name", &spec.name]);
-        if let Some(session) = &spec.session {
-            inv = inv.args(["--label", &format!("{SESSION_LABEL}={session}")]);
-        }
-        for (k, v) in &spec.labels {
-            inv = inv.args(["--label", &format!("{k}={v}")]);
-        }
-        for cap in &spec.cap_add {
-            inv = inv.args(["--cap-add", cap]);
-        }
-        if spec.restart_always {
-            inv = inv.arg("--restart=always");
-        }
-        let inv = inv
-            .args([
-                "--entrypoint",
-                "/bin/sh",
-                "--",
-                &spec.image,
-                "-c",
-                spec.script,
-                "sh",
-            ])
-            .args(&spec.args);
-        self.run_checked(&inv).map(|_| ())
     }
 
     fn copy_into(&self, container: &str, source: &Path, dir: &str) -> Result<(), EngineError> {
@@ -556,13 +550,6 @@ impl Engine for DockerCli {
             })
             .collect()
     }
-
-    fn remove_container(&self, container: &str) -> Result<(), EngineError> {
-        let inv = self
-            .invocation()
-            .args(["rm", "--force", "--volumes", "--", container]);
-        self.run_cleanup(&inv).map(|_| ())
-    }
 }
 
 /// One line of `docker container inspect` in the format above: five JSON
@@ -588,7 +575,7 @@ fn parse_container_line(line: &str) -> Result<ContainerInfo, String> {
 /// wraps them in one directory entry) into `dest`.
 fn extract_regular_files(stream: impl Read, dest: &Path) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
-    super::each_regular_file(stream, |path, contents| {
+    crate::tarball::each_regular_file(stream, |path, contents| {
         // Only the directory's own files: nothing may land outside `dest`.
         if path.components().count() > 2 {
             return Ok(false);
@@ -655,17 +642,8 @@ mod tests {
 
     #[test]
     fn extraction_keeps_only_top_level_regular_files() {
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut add = |path: &str, data: &[u8]| {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            builder.append_data(&mut h, path, data).unwrap();
-        };
-        add("dmb-out/a.ko", b"A");
-        add("dmb-out/sub/b.ko", b"B");
-        let bytes = builder.into_inner().unwrap();
+        let bytes =
+            crate::tarball::of_files([("dmb-out/a.ko", &b"A"[..]), ("dmb-out/sub/b.ko", b"B")]);
         let dir = tempfile::tempdir().unwrap();
         let names = extract_regular_files(&bytes[..], dir.path()).unwrap();
         assert_eq!(names, ["a.ko"]);

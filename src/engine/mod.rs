@@ -1,18 +1,24 @@
-//! The container engine, behind a trait: everything dmb asks of Docker.
+//! The container engine, behind narrow traits: everything dmb asks of Docker.
 //!
-//! [`DockerCli`] drives the `docker` CLI (so `DOCKER_HOST` and contexts work
-//! as the user configured them); tests of the planning substitute a fake.
+//! [`Images`], [`Containers`], [`Builds`] and [`Lifecycle`] each cover one
+//! kind of request, so that code asks for only what it uses (a build never
+//! starts a kept container) and a test's fake implements only that.
+//! [`DockerCli`] implements them all over the `docker` CLI, so `DOCKER_HOST`
+//! and contexts work as the user configured them. A [`Session`] owns the
+//! engine handle for one run and removes what the run created;
+//! [`ScratchContainer`] is a container made only to read files out of.
 
 mod docker;
 pub mod process;
+mod scratch;
 mod session;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use docker::DockerCli;
 pub use process::Finished;
-pub use session::{LazyEngine, Session};
+pub use scratch::ScratchContainer;
+pub use session::Session;
 
 /// Label that marks everything one dmb run creates, so that cleanup after a
 /// failure or Ctrl-C removes exactly that and nothing of anyone else's.
@@ -44,13 +50,14 @@ impl Builder {
     }
 }
 
-/// The user's choice of builder (`--builder`, `DMB_BUILDER`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum BuilderChoice {
+/// Which builder a run may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuilderPreference {
     /// BuildKit when the CLI has it, else the legacy builder.
     #[default]
     Auto,
-    Buildkit,
+    /// BuildKit, or an error.
+    BuildKit,
     Legacy,
 }
 
@@ -79,7 +86,8 @@ pub struct RunRequest {
     pub image: String,
     pub name: String,
     pub session: String,
-    /// A fixed script of dmb's, run by `/bin/sh -c`. Never user input.
+    /// A fixed script of dmb's ([`crate::scripts`]), run by `/bin/sh -c`.
+    /// Never user input.
     pub script: &'static str,
     /// The script's positional parameters (`$1`…): data, never code.
     pub args: Vec<String>,
@@ -92,39 +100,24 @@ pub struct RunRequest {
     pub host_mount_namespace: Option<&'static str>,
 }
 
-impl RunRequest {
-    /// An ordinary container running `script` with no arguments.
-    pub fn new(image: &str, name: String, session: &str, script: &'static str) -> Self {
-        RunRequest {
-            image: image.to_string(),
-            name,
-            session: session.to_string(),
-            script,
-            args: Vec::new(),
-            cap_add: Vec::new(),
-            host_mount_namespace: None,
-        }
-    }
-}
-
-/// A container that dmb creates, fills with `docker cp` and starts later:
-/// the module loader (one-shot, or kept with `--restart=always`).
+/// A container that dmb creates and later reads, fills or starts. It has
+/// no network.
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
     pub image: String,
     pub name: String,
-    /// Labels, beside the session label when `session` is set.
+    /// Its labels; a container of a run's session carries the session label.
     pub labels: Vec<(String, String)>,
-    /// Part of a run's session (removed at its end), or kept.
-    pub session: Option<String>,
     pub cap_add: Vec<&'static str>,
     /// `--restart=always`: started again whenever the engine starts.
     pub restart_always: bool,
-    pub script: &'static str,
-    pub args: Vec<String>,
+    /// What it runs when started: a fixed script of dmb's and its
+    /// parameters. `None` for a container that is only read from (images
+    /// FROM scratch have no command, and `create` needs one).
+    pub script: Option<(&'static str, Vec<String>)>,
 }
 
-/// A container as listed by [`Engine::containers_with_label`].
+/// A container as listed by [`Lifecycle::containers_with_label`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerInfo {
     pub id: String,
@@ -151,11 +144,12 @@ pub enum EngineError {
     Interrupted,
 }
 
-/// What dmb needs from a container engine.
-pub trait Engine {
-    /// The builder that [`Engine::build`] uses.
-    fn builder(&self) -> Builder;
+/// A reader of a stream that dmb gets from the engine. It returns `Ok(true)`
+/// when it has all it needs: the rest is not read.
+pub type StreamReader<'a> = dyn FnMut(&mut dyn std::io::Read) -> Result<bool, String> + 'a;
 
+/// Images in the engine.
+pub trait Images {
     /// The ID of a local image, or `None` when there is no such image.
     fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError>;
 
@@ -166,22 +160,34 @@ pub trait Engine {
         label: &str,
     ) -> Result<(usize, Option<String>), EngineError>;
 
-    /// Runs a build; each log line goes to `on_line`. A build that fails is
-    /// not an error here: the caller reads the status and the log.
-    fn build(
-        &self,
-        request: &BuildRequest,
-        on_line: &mut dyn FnMut(&str),
-    ) -> Result<Finished, EngineError>;
+    /// Removes an image by tag or ID.
+    fn remove_image(&self, reference: &str) -> Result<(), EngineError>;
 
-    /// Runs a helper container to its end (no network, removed afterwards).
+    /// Removes dangling images carrying `label=value` (a failed or
+    /// interrupted legacy build leaves its finished steps behind).
+    fn prune_dangling(&self, label: &str, value: &str) -> Result<(), EngineError>;
+}
+
+/// Helper containers: run to their end, or created to read files out of.
+pub trait Containers {
+    /// Runs a helper container to its end (no network, removed afterwards);
+    /// a non-zero exit is an error.
     fn run(&self, request: &RunRequest) -> Result<Finished, EngineError>;
 
-    /// Creates (does not start) a container to copy files out of.
-    fn create(&self, image: &str, name: &str, session: &str) -> Result<(), EngineError>;
+    /// Creates (does not start) a container.
+    fn create(&self, spec: &ContainerSpec) -> Result<(), EngineError>;
 
     /// Size of a regular file in a container, `None` when it is not there.
     fn file_size(&self, container: &str, path: &str) -> Result<Option<u64>, EngineError>;
+
+    /// Streams a regular file out of a container to `read`; `Ok(false)` when
+    /// the path is not there.
+    fn read_file(
+        &self,
+        container: &str,
+        path: &str,
+        read: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<(), String>,
+    ) -> Result<bool, EngineError>;
 
     /// Copies the regular files directly inside a container's directory to a
     /// host directory; returns their names.
@@ -189,48 +195,41 @@ pub trait Engine {
         &self,
         container: &str,
         dir: &str,
-        dest: &std::path::Path,
+        dest: &Path,
     ) -> Result<Vec<String>, EngineError>;
 
-    /// Streams a regular file out of a container to `read`; `Ok(false)` when
-    /// the path is not there.
-    fn with_file(
+    /// Removes a container by name or ID, by force.
+    fn remove_container(&self, container: &str) -> Result<(), EngineError>;
+
+    /// Removes (by force) every container carrying `label=value`.
+    fn remove_labelled(&self, label: &str, value: &str) -> Result<(), EngineError>;
+}
+
+/// Image builds.
+pub trait Builds {
+    /// The builder that [`Builds::build`] uses.
+    fn builder(&self) -> Builder;
+
+    /// Runs a build; each log line goes to `on_line`. A build that fails is
+    /// not an error here: the caller reads the status and the log.
+    fn build(
         &self,
-        container: &str,
-        path: &str,
-        read: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<(), String>,
-    ) -> Result<bool, EngineError>;
+        request: &BuildRequest,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<Finished, EngineError>;
+}
 
-    /// Removes (by force) every container carrying this session's label.
-    fn remove_session_containers(&self, session: &str) -> Result<(), EngineError>;
-
-    /// Removes dangling images carrying `label=value` (a failed or
-    /// interrupted legacy build leaves its finished steps behind).
-    fn prune_dangling(&self, label: &str, value: &str) -> Result<(), EngineError>;
-
-    /// Removes an image by tag or ID.
-    fn remove_image(&self, reference: &str) -> Result<(), EngineError>;
-
-    /// Like [`Engine::run`], but the container's stdout (binary: a tar
-    /// stream) goes to `read`; a non-zero exit is an error. `read` returns
-    /// `Ok(true)` when it has all it needs: the rest is not read, and the
-    /// container is left to the session's cleanup.
-    fn run_reading(
-        &self,
-        request: &RunRequest,
-        read: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<bool, String>,
-    ) -> Result<(), EngineError>;
-
-    /// Creates a container to fill and start later.
-    fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError>;
+/// Containers that dmb fills and starts (loaders), lists by label, or whose
+/// output it reads as a stream.
+pub trait Lifecycle {
+    /// Like [`Containers::run`], but the container's stdout (binary: a tar
+    /// stream) goes to `read`. When `read` has all it needs, the rest is
+    /// not read and the container is left to the session's cleanup.
+    fn run_reading(&self, request: &RunRequest, read: &mut StreamReader)
+        -> Result<(), EngineError>;
 
     /// Copies the contents of a host directory into a container's directory.
-    fn copy_into(
-        &self,
-        container: &str,
-        source: &std::path::Path,
-        dir: &str,
-    ) -> Result<(), EngineError>;
+    fn copy_into(&self, container: &str, source: &Path, dir: &str) -> Result<(), EngineError>;
 
     /// Starts a container and waits for it to end, with its output.
     fn start_attached(&self, container: &str) -> Result<Finished, EngineError>;
@@ -240,29 +239,17 @@ pub trait Engine {
 
     /// Every container (running or not) that carries `label`.
     fn containers_with_label(&self, label: &str) -> Result<Vec<ContainerInfo>, EngineError>;
-
-    /// Removes a container by name or ID, by force.
-    fn remove_container(&self, container: &str) -> Result<(), EngineError>;
 }
 
-/// Calls `each` with the path and contents of every regular file of a tar
-/// stream (what `docker cp … -` and the VM-reading scripts write), in stream
-/// order; directories, links and devices are passed over. `each` returns
-/// `Ok(true)` when it has seen enough, and so does this function then.
-pub fn each_regular_file(
-    stream: impl Read,
-    mut each: impl FnMut(&Path, &mut dyn Read) -> Result<bool, String>,
-) -> Result<bool, String> {
-    let mut archive = tar::Archive::new(stream);
-    for entry in archive.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
-        if each(&path, &mut entry)? {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
+/// What a session needs: images and helper containers. Reading the
+/// engine's kernel (detection, kernel images) needs no more.
+pub trait Base: Images + Containers {}
+impl<T: Images + Containers + ?Sized> Base for T {}
+
+/// What `dmb build` needs.
+pub trait BuildEngine: Base + Builds {}
+impl<T: Base + Builds + ?Sized> BuildEngine for T {}
+
+/// Everything: what loading needs.
+pub trait Engine: BuildEngine + Lifecycle {}
+impl<T: BuildEngine + Lifecycle + ?Sized> Engine for T {}

@@ -100,7 +100,8 @@ fn quote(word: &str) -> String {
 pub struct Finished {
     pub status: ExitStatus,
     pub stdout: String,
-    pub tail: Vec<String>,
+    /// The last [`TAIL_LINES`] lines of stdout and stderr, as they came.
+    pub output_tail: Vec<String>,
 }
 
 impl Finished {
@@ -110,8 +111,18 @@ impl Finished {
 
     /// The trailing output, for messages.
     pub fn tail_text(&self) -> String {
-        self.tail.join("\n")
+        self.output_tail.join("\n")
     }
+
+    /// The last `n` lines of the output, for an error report.
+    pub fn last_lines(&self, n: usize) -> Vec<String> {
+        last_lines(&self.output_tail, n)
+    }
+}
+
+/// The last `n` of `lines`.
+pub fn last_lines(lines: &[String], n: usize) -> Vec<String> {
+    lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -221,7 +232,7 @@ pub fn run(
     Ok(Finished {
         status,
         stdout,
-        tail: tail.into(),
+        output_tail: tail.into(),
     })
 }
 

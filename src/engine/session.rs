@@ -1,35 +1,39 @@
-//! One dmb run's identity, and what it must remove when it ends.
+//! One dmb run against the engine: its identity, the engine handle, and
+//! what it must remove when it ends.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
-use super::{Engine, EngineError, SESSION_LABEL};
+use super::{Base, ContainerSpec, EngineError, RunRequest, ScratchContainer, SESSION_LABEL};
 
 /// Everything a run creates is named after and labelled with its session,
-/// so that cleanup after a failure or Ctrl-C removes exactly that.
-pub struct Session {
+/// so that when the session is dropped (at the end of the run, after a
+/// failure, after Ctrl-C) exactly that is removed.
+pub struct Session<'e, E: ?Sized + Base> {
+    engine: &'e E,
     id: String,
     images: RefCell<Vec<String>>,
     dangling: RefCell<Vec<(String, String)>>,
+    scratch_count: Cell<usize>,
 }
 
-impl Default for Session {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Session {
-    pub fn new() -> Self {
+impl<'e, E: ?Sized + Base> Session<'e, E> {
+    pub fn new(engine: &'e E) -> Self {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let id = format!("{:x}{:08x}", std::process::id(), nanos);
         Session {
+            engine,
             dangling: RefCell::new(vec![(SESSION_LABEL.to_string(), id.clone())]),
             id,
             images: RefCell::default(),
+            scratch_count: Cell::new(0),
         }
+    }
+
+    pub fn engine(&self) -> &'e E {
+        self.engine
     }
 
     pub fn id(&self) -> &str {
@@ -39,6 +43,47 @@ impl Session {
     /// A container name of this session.
     pub fn name(&self, what: &str) -> String {
         format!("dmb-{}-{what}", self.id)
+    }
+
+    /// A helper container of this session running `script` with no
+    /// arguments and no capabilities.
+    pub fn request(&self, image: &str, what: &str, script: &'static str) -> RunRequest {
+        RunRequest {
+            image: image.to_string(),
+            name: self.name(what),
+            session: self.id.clone(),
+            script,
+            args: Vec::new(),
+            cap_add: Vec::new(),
+            host_mount_namespace: None,
+        }
+    }
+
+    /// A container of this session, created to be started later.
+    pub fn container(&self, image: &str, what: &str, script: &'static str) -> ContainerSpec {
+        ContainerSpec {
+            image: image.to_string(),
+            name: self.name(what),
+            labels: vec![(SESSION_LABEL.to_string(), self.id.clone())],
+            cap_add: Vec::new(),
+            restart_always: false,
+            script: Some((script, Vec::new())),
+        }
+    }
+
+    /// A container of `image` to read files out of, removed when dropped.
+    pub fn scratch(&self, image: &str) -> Result<ScratchContainer<'e, E>, EngineError> {
+        let n = self.scratch_count.get();
+        self.scratch_count.set(n + 1);
+        let spec = ContainerSpec {
+            image: image.to_string(),
+            name: self.name(&format!("scratch{n}")),
+            labels: vec![(SESSION_LABEL.to_string(), self.id.clone())],
+            cap_add: Vec::new(),
+            restart_always: false,
+            script: None,
+        };
+        ScratchContainer::create(self.engine, &spec)
     }
 
     /// An image to remove at the end unless [`Session::forget_image`] is called.
@@ -57,52 +102,25 @@ impl Session {
             .borrow_mut()
             .push((label.to_string(), value.to_string()));
     }
+}
 
-    /// Removes what this run created and did not hand over. Errors are
-    /// reported, not raised: cleanup must not hide the run's own error.
-    pub fn cleanup(&self, engine: &dyn Engine, report: &mut dyn FnMut(&str)) {
-        let mut attempt = |r: Result<(), EngineError>| {
+/// Removes what this run created and did not hand over. Errors are
+/// reported, not raised: cleanup must not hide the run's own error.
+impl<E: ?Sized + Base> Drop for Session<'_, E> {
+    fn drop(&mut self) {
+        let report = |r: Result<(), EngineError>| {
             if let Err(e) = r {
-                report(&format!("cleanup: {e}"));
+                eprintln!("dmb: cleanup: {e}");
             }
         };
-        attempt(engine.remove_session_containers(&self.id));
+        report(self.engine.remove_labelled(SESSION_LABEL, &self.id));
         for image in self.images.borrow_mut().drain(..) {
-            if let Ok(Some(_)) = engine.image_id(&image) {
-                attempt(engine.remove_image(&image));
+            if let Ok(Some(_)) = self.engine.image_id(&image) {
+                report(self.engine.remove_image(&image));
             }
         }
         for (label, value) in self.dangling.borrow().iter() {
-            attempt(engine.prune_dangling(label, value));
+            report(self.engine.prune_dangling(label, value));
         }
-    }
-}
-
-/// An engine connected on first use: commands that may not need one (a
-/// check of local files) do not fail when none runs.
-pub struct LazyEngine<'a> {
-    connect: Box<dyn Fn() -> Result<Box<dyn Engine>, EngineError> + 'a>,
-    engine: std::cell::OnceCell<Box<dyn Engine>>,
-}
-
-impl<'a> LazyEngine<'a> {
-    pub fn new(connect: impl Fn() -> Result<Box<dyn Engine>, EngineError> + 'a) -> Self {
-        LazyEngine {
-            connect: Box::new(connect),
-            engine: std::cell::OnceCell::new(),
-        }
-    }
-
-    pub fn get(&self) -> Result<&dyn Engine, EngineError> {
-        if let Some(e) = self.engine.get() {
-            return Ok(e.as_ref());
-        }
-        let e = (self.connect)()?;
-        Ok(self.engine.get_or_init(|| e).as_ref())
-    }
-
-    /// The engine, if anything connected it.
-    pub fn connected(&self) -> Option<&dyn Engine> {
-        self.engine.get().map(|e| e.as_ref())
     }
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use super::config::KernelConfig;
+use super::release::{BadRelease, KernelRelease};
 use super::symvers::{Symvers, SymversError};
 use crate::ko::machine;
 
@@ -23,7 +24,7 @@ pub const FACT_FILES: [&str; 7] = [
 
 #[derive(Debug, Clone)]
 pub struct KernelFacts {
-    pub release: String,
+    pub release: KernelRelease,
     pub config: KernelConfig,
     pub symvers: Symvers,
     /// `RANDSTRUCT_HASHED_SEED`, when the kernel randomises struct layout.
@@ -41,9 +42,14 @@ pub struct KernelFacts {
     /// Modules the running system has besides the built-in ones (loaded,
     /// or on its disk), which `depends` may name.
     pub installed: HashSet<String>,
+    /// Modules loaded into the running kernel. One whose exports `symvers`
+    /// does not list (loaded earlier from elsewhere) provides symbols the
+    /// check cannot see: a module depending on it imports them unverified,
+    /// and the kernel checks them against the loaded module itself.
+    pub loaded: HashSet<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FactsError {
     #[error("the kernel tree has no {0}")]
     Missing(&'static str),
@@ -51,6 +57,8 @@ pub enum FactsError {
     Symvers(#[from] SymversError),
     #[error("cannot read {path}: {detail}")]
     Io { path: String, detail: String },
+    #[error(transparent)]
+    BadRelease(#[from] BadRelease),
 }
 
 impl KernelFacts {
@@ -71,6 +79,7 @@ impl KernelFacts {
             .or_else(|| text("include/config/kernel.release").map(|t| t.trim().to_string()))
             .filter(|r| !r.is_empty())
             .ok_or(FactsError::Missing("include/generated/utsrelease.h"))?;
+        let release = KernelRelease::parse(&release)?;
         let randstruct_seed = [
             "include/generated/randstruct_hash.h",
             "include/generated/randomize_layout_hash.h",
@@ -89,6 +98,7 @@ impl KernelFacts {
             recorded_vermagic: None,
             symvers_complete: true,
             installed: HashSet::new(),
+            loaded: HashSet::new(),
         };
         if facts.randstruct() && facts.randstruct_seed.is_none() {
             return Err(FactsError::Missing("include/generated/randstruct_hash.h"));

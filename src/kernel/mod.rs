@@ -1,4 +1,7 @@
-//! Kernel images in the LinuxKit layout, and the header trees they carry.
+//! Kernels: their release ([`release`]), configuration ([`config`]),
+//! exports ([`symvers`]) and what a module must agree with ([`facts`]);
+//! kernel images in the LinuxKit layout ([`image`]) and the header trees
+//! they carry.
 //!
 //! A LinuxKit kernel image holds `/kernel`, `/System.map`, `/kernel.tar`
 //! (`lib/modules/<kver>/`) and `/kernel-dev.tar` (`usr/src/linux-headers-<kver>/`
@@ -8,11 +11,15 @@
 pub mod config;
 pub mod facts;
 pub mod image;
+pub mod release;
 pub mod symvers;
 
 use std::collections::BTreeSet;
 
+use crate::scripts;
+pub use config::KernelConfig;
 pub use facts::{FactsError, KernelFacts};
+pub use release::{BadRelease, KernelRelease};
 
 /// The headers archive; the only part of the image a build reads.
 pub const KERNEL_DEV_TAR: &str = "/kernel-dev.tar";
@@ -22,16 +29,6 @@ pub const KERNEL_TAR: &str = "/kernel.tar";
 pub const REQUIRED_FILES: [&str; 2] = [KERNEL_DEV_TAR, KERNEL_TAR];
 /// Files a header tree needs for an out-of-tree build.
 pub const TREE_FILES: [&str; 3] = [".config", "Makefile", "Module.symvers"];
-
-/// Lists the header trees under `/usr/src` once `kernel-dev.tar` is unpacked:
-/// `tree <release>` then `has <release> <file>` for each of [`TREE_FILES`].
-pub const TREE_LISTING_SCRIPT: &str = r#"for d in /usr/src/linux-headers-*/; do
-  [ -d "$d" ] || continue
-  r=${d%/}; r=${r##*/linux-headers-}
-  echo "tree $r"
-  for f in .config Makefile Module.symvers; do [ -f "$d$f" ] && echo "has $r $f"; done
-done
-exit 0"#;
 
 /// Where a release's headers live, in the image and in the build container.
 pub fn headers_dir(release: &str) -> String {
@@ -92,21 +89,27 @@ pub enum KernelImageError {
         reference: String,
         available: Vec<String>,
     },
-    #[error("kernel release `{release}` has characters a release never has")]
-    BadRelease { release: String },
+    #[error(transparent)]
+    BadRelease(#[from] BadRelease),
+    #[error("kernel image `{reference}`, release {release}: {source}")]
+    Facts {
+        reference: String,
+        release: String,
+        #[source]
+        source: FactsError,
+    },
 }
 
-/// Reads the output of [`TREE_LISTING_SCRIPT`].
+/// Reads the output of [`scripts::TREE_LISTING`].
 pub fn parse_tree_listing(text: &str) -> Vec<HeaderTree> {
     let mut trees: Vec<HeaderTree> = Vec::new();
-    for line in text.lines() {
-        let mut words = line.split_whitespace();
-        match (words.next(), words.next(), words.next()) {
-            (Some("tree"), Some(release), None) => trees.push(HeaderTree {
+    for r in scripts::records(text) {
+        match (r.verb, r.arg(0), r.arg(1)) {
+            ("tree", release, "") if !release.is_empty() => trees.push(HeaderTree {
                 release: release.to_string(),
                 present: BTreeSet::new(),
             }),
-            (Some("has"), Some(release), Some(file)) => {
+            ("has", release, file) if !file.is_empty() => {
                 if let Some(t) = trees.iter_mut().find(|t| t.release == release) {
                     t.present.insert(file.to_string());
                 }
@@ -117,23 +120,13 @@ pub fn parse_tree_listing(text: &str) -> Vec<HeaderTree> {
     trees
 }
 
-/// Whether a string can be a kernel release; it ends up in paths, `ENV`
-/// lines and labels, so anything else is refused.
-pub fn is_valid_release(release: &str) -> bool {
-    !release.is_empty()
-        && release.len() <= 128
-        && release
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._+~-".contains(c))
-}
-
 /// Picks the header tree to build against: `wanted` (from `--kver`), or the
-/// only kernel tree of the image.
-pub fn select_tree<'a>(
+/// only kernel tree of the image; returns its release.
+pub fn select_tree(
     reference: &str,
-    trees: &'a [HeaderTree],
+    trees: &[HeaderTree],
     wanted: Option<&str>,
-) -> Result<&'a HeaderTree, KernelImageError> {
+) -> Result<KernelRelease, KernelImageError> {
     let kernels: Vec<&HeaderTree> = trees.iter().filter(|t| t.is_kernel_tree()).collect();
     let available = || kernels.iter().map(|t| t.release.clone()).collect();
     let chosen = match wanted {
@@ -161,11 +154,7 @@ pub fn select_tree<'a>(
             }
         },
     };
-    if !is_valid_release(&chosen.release) {
-        return Err(KernelImageError::BadRelease {
-            release: chosen.release.clone(),
-        });
-    }
+    let release = KernelRelease::parse(&chosen.release)?;
     let missing = chosen.missing();
     if !missing.is_empty() {
         return Err(KernelImageError::IncompleteTree {
@@ -175,21 +164,21 @@ pub fn select_tree<'a>(
             missing,
         });
     }
-    Ok(chosen)
+    Ok(release)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const DEBIAN: &str = "tree 6.1.0-56-amd64\nhas 6.1.0-56-amd64 .config\nhas 6.1.0-56-amd64 Makefile\nhas 6.1.0-56-amd64 Module.symvers\ntree 6.1.0-56-common\nhas 6.1.0-56-common Makefile\n";
+    const DEBIAN: &str = "@@dmb:tree 6.1.0-56-amd64\n@@dmb:has 6.1.0-56-amd64 .config\n@@dmb:has 6.1.0-56-amd64 Makefile\n@@dmb:has 6.1.0-56-amd64 Module.symvers\n@@dmb:tree 6.1.0-56-common\n@@dmb:has 6.1.0-56-common Makefile\n";
 
     #[test]
     fn debian_common_tree_is_not_a_kernel() {
         let trees = parse_tree_listing(DEBIAN);
         assert_eq!(trees.len(), 2);
         let t = select_tree("k", &trees, None).unwrap();
-        assert_eq!(t.release, "6.1.0-56-amd64");
+        assert_eq!(t, "6.1.0-56-amd64");
     }
 
     #[test]
@@ -209,7 +198,7 @@ mod tests {
 
     #[test]
     fn two_kernels_need_a_choice() {
-        let text = "tree 5.10.104-linuxkit\nhas 5.10.104-linuxkit .config\ntree 5.15.49-linuxkit\nhas 5.15.49-linuxkit .config\n";
+        let text = "@@dmb:tree 5.10.104-linuxkit\n@@dmb:has 5.10.104-linuxkit .config\n@@dmb:tree 5.15.49-linuxkit\n@@dmb:has 5.15.49-linuxkit .config\n";
         let trees = parse_tree_listing(text);
         assert!(matches!(
             select_tree("k", &trees, None),
@@ -232,10 +221,10 @@ mod tests {
 
     #[test]
     fn releases_are_checked_for_odd_characters() {
-        assert!(is_valid_release("6.1.0-56-amd64"));
-        assert!(is_valid_release("5.15.49-linuxkit"));
-        assert!(is_valid_release("6.6.87.2-microsoft-standard-WSL2"));
-        assert!(!is_valid_release("6.1 \nRUN x"));
-        assert!(!is_valid_release(""));
+        let odd = parse_tree_listing("@@dmb:tree 6.1$x\n@@dmb:has 6.1$x .config\n@@dmb:has 6.1$x Makefile\n@@dmb:has 6.1$x Module.symvers\n");
+        assert!(matches!(
+            select_tree("k", &odd, None),
+            Err(KernelImageError::BadRelease(_))
+        ));
     }
 }

@@ -115,25 +115,46 @@ pub struct Module {
 impl Module {
     /// The build ID (the note's descriptor), in hex.
     pub fn build_id(&self) -> Option<String> {
-        let note = self.build_id_note.as_deref()?;
-        let word = |at: usize| -> Option<usize> {
-            let b: [u8; 4] = note.get(at..at + 4)?.try_into().ok()?;
-            Some(if self.elf.little_endian {
-                u32::from_le_bytes(b)
-            } else {
-                u32::from_be_bytes(b)
-            } as usize)
-        };
-        let (namesz, descsz) = (word(0)?, word(4)?);
-        let start = 12 + namesz.checked_add(3)? / 4 * 4;
-        let desc = note.get(start..start.checked_add(descsz)?)?;
-        Some(hex(desc))
+        build_id_of_note(self.build_id_note.as_deref()?, self.elf.little_endian)
     }
+}
+
+/// The descriptor of a GNU build-ID note (`.note.gnu.build-id`, or what
+/// `/sys/module/*/notes` shows) in hex: after the note's 12-byte header and
+/// its name, which must be `GNU`. A descriptor cut short is shown as far as
+/// it goes.
+pub fn build_id_of_note(note: &[u8], little_endian: bool) -> Option<String> {
+    let word = |at: usize| -> Option<usize> {
+        let b: [u8; 4] = note.get(at..at + 4)?.try_into().ok()?;
+        Some(if little_endian {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        } as usize)
+    };
+    let (namesz, descsz) = (word(0)?, word(4)?);
+    if namesz != 4 || note.get(12..16)? != b"GNU\0" {
+        return None;
+    }
+    let start = 12 + namesz.checked_add(3)? / 4 * 4;
+    let desc = note.get(start..start.checked_add(descsz)?.min(note.len()))?;
+    (!desc.is_empty()).then(|| hex(desc))
 }
 
 /// Lower-case hex of bytes, as `od -An -tx1` shows them without spaces.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of lower- or upper-case hex; `None` for anything else.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 impl Module {

@@ -4,24 +4,26 @@
 //! the kernel's built-in and on-disk modules, and what is loaded.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::state::{KernelState, Sameness};
-use crate::ko::Module;
+use crate::detect::loaded::{BuildMatch, LoadedModules};
+use crate::module_files::ModuleFile;
 
-/// A module file that may be loaded.
+/// A module file to load: given, or pulled in as a dependency.
 #[derive(Debug, Clone)]
-pub struct Candidate {
-    pub module: Module,
-    /// The file on this machine.
-    pub path: PathBuf,
-    /// Where it came from, for people: `file ./x.ko`, `image kernel-module`,
-    /// `the VM's /lib/modules/…`.
-    pub source: String,
+pub struct ToLoad {
+    /// Its `source` says where it came from, for people: `file ./x.ko`,
+    /// `image kernel-module`, `the VM's /lib/modules/…`.
+    pub file: ModuleFile,
     /// Pulled in because another module depends on it, not asked for.
     pub dependency: bool,
+}
+
+impl ToLoad {
+    fn name(&self) -> &str {
+        &self.file.module.name
+    }
 }
 
 /// `--param MODULE.KEY=VALUE`.
@@ -54,13 +56,13 @@ impl std::str::FromStr for ParamArg {
     }
 }
 
-/// What the kernel and its VM have, besides the modules to load.
-pub struct KernelSide<'a> {
+/// What the running kernel and its VM have, as planning sees them.
+pub struct Kernel<'a> {
     pub release: &'a str,
     pub builtin: &'a HashSet<String>,
     /// Module name → its file in the VM (`/lib/modules/<kver>/…`).
     pub on_disk: &'a BTreeMap<String, String>,
-    pub state: &'a KernelState,
+    pub loaded: &'a LoadedModules,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,9 +82,9 @@ pub enum Action {
 pub struct Step {
     pub module: String,
     pub action: Action,
-    /// Index into the candidates, for the steps that have a file.
+    /// The module's file, for the steps that have one.
     #[serde(skip)]
-    pub candidate: Option<usize>,
+    pub file: Option<ModuleFile>,
     pub source: Option<String>,
     pub params: Vec<String>,
     pub dependency: bool,
@@ -101,8 +103,10 @@ impl LoadPlan {
     }
 
     /// The steps with a module file of dmb's: what a kept loader loads.
-    pub fn with_files(&self) -> impl Iterator<Item = &Step> {
-        self.steps.iter().filter(|s| s.candidate.is_some())
+    pub fn with_files(&self) -> impl Iterator<Item = (&Step, &ModuleFile)> {
+        self.steps
+            .iter()
+            .filter_map(|s| s.file.as_ref().map(|f| (s, f)))
     }
 }
 
@@ -138,35 +142,36 @@ pub enum PlanError {
     ParamsForLoaded { module: String },
 }
 
-/// Dependencies that are not among `candidates`: the first of `pool` (files
-/// beside the given ones) that has it joins the candidates as a dependency,
-/// over and over until nothing new is needed. Returns the VM files still to
-/// fetch (name → path in the VM); an error for a dependency found nowhere.
+/// Dependencies that are not among `modules`: the first of `beside` (files
+/// beside the given ones) that has it joins them as a dependency, over and
+/// over until nothing new is needed. Returns the VM files still to fetch
+/// (name → path in the VM); an error for a dependency found nowhere.
 pub fn resolve_dependencies(
-    candidates: &mut Vec<Candidate>,
-    pool: &mut Vec<Candidate>,
-    kernel: &KernelSide,
+    modules: &mut Vec<ToLoad>,
+    beside: &mut Vec<ModuleFile>,
+    kernel: &Kernel,
 ) -> Result<BTreeMap<String, String>, PlanError> {
     let mut from_vm = BTreeMap::new();
     let mut i = 0;
-    while i < candidates.len() {
-        for dep in candidates[i].module.info.depends() {
-            let have = candidates.iter().any(|c| c.module.name == dep)
-                || kernel.state.is_loaded(&dep)
+    while i < modules.len() {
+        for dep in modules[i].file.module.info.depends() {
+            let have = modules.iter().any(|c| c.name() == dep)
+                || kernel.loaded.is_loaded(&dep)
                 || kernel.builtin.contains(&dep);
             if have || from_vm.contains_key(&dep) {
                 continue;
             }
-            if let Some(at) = pool.iter().position(|c| c.module.name == dep) {
-                let mut c = pool.remove(at);
-                c.dependency = true;
-                candidates.push(c);
+            if let Some(at) = beside.iter().position(|f| f.module.name == dep) {
+                modules.push(ToLoad {
+                    file: beside.remove(at),
+                    dependency: true,
+                });
             } else if let Some(path) = kernel.on_disk.get(&dep) {
                 from_vm.insert(dep, path.clone());
             } else {
                 return Err(PlanError::MissingDependency {
                     module: dep,
-                    needed_by: candidates[i].module.name.clone(),
+                    needed_by: modules[i].name().to_string(),
                     release: kernel.release.to_string(),
                 });
             }
@@ -179,25 +184,25 @@ pub fn resolve_dependencies(
 /// Orders the candidates (dependencies first, otherwise as given) and says
 /// for each whether to insert it.
 pub fn plan(
-    candidates: &[Candidate],
+    modules: &[ToLoad],
     params: &[ParamArg],
-    kernel: &KernelSide,
+    kernel: &Kernel,
 ) -> Result<LoadPlan, PlanError> {
     let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, c) in candidates.iter().enumerate() {
-        if let Some(&first) = by_name.get(c.module.name.as_str()) {
+    for (i, c) in modules.iter().enumerate() {
+        if let Some(&first) = by_name.get(c.name()) {
             return Err(PlanError::Duplicate {
-                module: c.module.name.clone(),
-                first: candidates[first].source.clone(),
-                second: c.source.clone(),
+                module: c.name().to_string(),
+                first: modules[first].file.source.clone(),
+                second: c.file.source.clone(),
             });
         }
-        if kernel.builtin.contains(&c.module.name) {
+        if kernel.builtin.contains(c.name()) {
             return Err(PlanError::BuiltIn {
-                module: c.module.name.clone(),
+                module: c.name().to_string(),
             });
         }
-        by_name.insert(&c.module.name, i);
+        by_name.insert(c.name(), i);
     }
     for p in params {
         let Some(&i) = by_name.get(p.module.as_str()) else {
@@ -205,7 +210,8 @@ pub fn plan(
                 module: p.module.clone(),
             });
         };
-        let known: Vec<String> = candidates[i]
+        let known: Vec<String> = modules[i]
+            .file
             .module
             .info
             .parameters()
@@ -221,13 +227,14 @@ pub fn plan(
         }
     }
 
-    let order = topological(candidates, &by_name)?;
+    let order = topological(modules, &by_name)?;
     let mut steps = Vec::new();
     let mut listed = BTreeSet::new();
     for i in order {
-        let c = &candidates[i];
+        let c = &modules[i];
+        let m = &c.file.module;
         // Dependencies outside the set, shown where they are needed.
-        for dep in c.module.info.depends() {
+        for dep in m.info.depends() {
             if by_name.contains_key(dep.as_str()) || !listed.insert(dep.clone()) {
                 continue;
             }
@@ -239,7 +246,7 @@ pub fn plan(
             steps.push(Step {
                 module: dep,
                 action,
-                candidate: None,
+                file: None,
                 source: None,
                 params: Vec::new(),
                 dependency: true,
@@ -247,34 +254,34 @@ pub fn plan(
         }
         let my_params: Vec<String> = params
             .iter()
-            .filter(|p| p.module == c.module.name)
+            .filter(|p| p.module == m.name)
             .map(|p| format!("{}={}", p.key, p.value))
             .collect();
-        let action = if kernel.state.is_loaded(&c.module.name) {
-            let same = kernel.state.sameness(&c.module);
-            if same == Sameness::Different {
+        let action = if kernel.loaded.is_loaded(&m.name) {
+            let same = kernel.loaded.build_match(m);
+            if same == BuildMatch::Other {
                 return Err(PlanError::Conflict {
-                    module: c.module.name.clone(),
-                    file: c.source.clone(),
+                    module: m.name.clone(),
+                    file: c.file.source.clone(),
                 });
             }
             if !my_params.is_empty() {
                 return Err(PlanError::ParamsForLoaded {
-                    module: c.module.name.clone(),
+                    module: m.name.clone(),
                 });
             }
             Action::AlreadyLoaded {
-                same_build_known: same == Sameness::Same,
+                same_build_known: same == BuildMatch::Same,
             }
         } else {
             Action::Insert
         };
-        listed.insert(c.module.name.clone());
+        listed.insert(m.name.clone());
         steps.push(Step {
-            module: c.module.name.clone(),
+            module: m.name.clone(),
             action,
-            candidate: Some(i),
-            source: Some(c.source.clone()),
+            file: Some(c.file.clone()),
+            source: Some(c.file.source.clone()),
             params: my_params,
             dependency: c.dependency,
         });
@@ -288,13 +295,14 @@ pub fn plan(
 /// Kahn's algorithm, taking the earliest given module whenever several are
 /// ready, so that independent modules load in the order given.
 fn topological(
-    candidates: &[Candidate],
+    candidates: &[ToLoad],
     by_name: &BTreeMap<&str, usize>,
 ) -> Result<Vec<usize>, PlanError> {
     let deps: Vec<Vec<usize>> = candidates
         .iter()
         .map(|c| {
-            c.module
+            c.file
+                .module
                 .info
                 .depends()
                 .iter()
@@ -314,7 +322,7 @@ fn topological(
             None => {
                 let modules = (0..candidates.len())
                     .filter(|&i| !done[i])
-                    .map(|i| candidates[i].module.name.clone())
+                    .map(|i| candidates[i].name().to_string())
                     .collect();
                 return Err(PlanError::Cycle { modules });
             }
@@ -326,42 +334,51 @@ fn topological(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::loaded::fixture::probe_output;
     use crate::ko::tests::Fixture;
+    use crate::ko::Module;
 
-    fn candidate(name: &str, depends: &str, params: &[&str]) -> Candidate {
+    fn file(name: &str, depends: &str, params: &[&str]) -> ModuleFile {
         let f = Fixture::named(name, depends, params, name.len() as u8);
-        Candidate {
+        ModuleFile {
             module: Module::read(&format!("{name}.ko"), f.elf()).unwrap(),
-            path: PathBuf::from(format!("/tmp/{name}.ko")),
+            path: format!("/tmp/{name}.ko").into(),
             source: format!("file {name}.ko"),
+        }
+    }
+
+    fn candidate(name: &str, depends: &str, params: &[&str]) -> ToLoad {
+        ToLoad {
+            file: file(name, depends, params),
             dependency: false,
         }
     }
 
-    struct Kernel {
+    struct TestKernel {
         builtin: HashSet<String>,
         on_disk: BTreeMap<String, String>,
-        state: KernelState,
+        loaded: LoadedModules,
     }
 
-    impl Kernel {
-        fn new(loaded: &str) -> Self {
-            Kernel {
+    impl TestKernel {
+        /// `proc_modules` lines, then `NAME SRCVERSION NOTE` lines.
+        fn new(proc_modules: &str, builds: &str) -> Self {
+            TestKernel {
                 builtin: ["crc32c_generic".to_string()].into(),
                 on_disk: [(
                     "libcrc32c".to_string(),
                     "/lib/modules/6.1.0-56-amd64/kernel/lib/libcrc32c.ko".to_string(),
                 )]
                 .into(),
-                state: KernelState::parse(loaded),
+                loaded: LoadedModules::parse(&probe_output("6.1.0-56-amd64", proc_modules, builds)),
             }
         }
-        fn side(&self) -> KernelSide<'_> {
-            KernelSide {
+        fn side(&self) -> Kernel<'_> {
+            Kernel {
                 release: "6.1.0-56-amd64",
                 builtin: &self.builtin,
                 on_disk: &self.on_disk,
-                state: &self.state,
+                loaded: &self.loaded,
             }
         }
     }
@@ -375,7 +392,7 @@ mod tests {
 
     #[test]
     fn dependencies_load_first_and_the_rest_keeps_the_given_order() {
-        let k = Kernel::new("overlay 1 0 - Live 0x0\n");
+        let k = TestKernel::new("overlay 1 0 - Live 0x0\n", "");
         let cands = vec![
             candidate("consumer", "provider,overlay", &[]),
             candidate("hello", "", &[]),
@@ -396,11 +413,11 @@ mod tests {
 
     #[test]
     fn a_dependency_comes_from_beside_the_given_file_or_from_the_vm() {
-        let k = Kernel::new("");
+        let k = TestKernel::new("", "");
         let mut cands = vec![candidate("consumer", "provider", &[])];
         let mut pool = vec![
-            candidate("unrelated", "", &[]),
-            candidate("provider", "libcrc32c", &[]),
+            file("unrelated", "", &[]),
+            file("provider", "libcrc32c", &[]),
         ];
         let from_vm = resolve_dependencies(&mut cands, &mut pool, &k.side()).unwrap();
         assert_eq!(
@@ -426,10 +443,8 @@ mod tests {
     #[test]
     fn loaded_modules_are_kept_when_the_same_build_and_refused_otherwise() {
         let c = candidate("hello", "", &[]);
-        let note = crate::ko::hex(c.module.build_id_note.as_deref().unwrap());
-        let same = Kernel::new(&format!(
-            "hello 1 0 - Live 0x0\n@@dmb-ident hello - {note}\n"
-        ));
+        let note = crate::ko::hex(c.file.module.build_id_note.as_deref().unwrap());
+        let same = TestKernel::new("hello 1 0 - Live 0x0\n", &format!("hello - {note}\n"));
         let p = plan(std::slice::from_ref(&c), &[], &same.side()).unwrap();
         assert_eq!(
             p.steps[0].action,
@@ -438,12 +453,12 @@ mod tests {
             }
         );
         assert_eq!(p.inserts().count(), 0);
-        let other = Kernel::new("hello 1 0 - Live 0x0\n@@dmb-ident hello - 0400000014\n");
+        let other = TestKernel::new("hello 1 0 - Live 0x0\n", "hello - 0400000014\n");
         assert!(matches!(
             plan(std::slice::from_ref(&c), &[], &other.side()),
             Err(PlanError::Conflict { .. })
         ));
-        let unknown = Kernel::new("hello 1 0 - Live 0x0\n");
+        let unknown = TestKernel::new("hello 1 0 - Live 0x0\n", "");
         assert_eq!(
             plan(&[c], &[], &unknown.side()).unwrap().steps[0].action,
             Action::AlreadyLoaded {
@@ -454,7 +469,7 @@ mod tests {
 
     #[test]
     fn parameters_are_checked_against_the_module() {
-        let k = Kernel::new("");
+        let k = TestKernel::new("", "");
         let cands = vec![candidate("hello", "", &["answer:int"])];
         let p: ParamArg = "hello.answer=7".parse().unwrap();
         let plan_ok = plan(&cands, std::slice::from_ref(&p), &k.side()).unwrap();
@@ -484,7 +499,7 @@ mod tests {
 
     #[test]
     fn built_in_duplicates_and_cycles_are_refused() {
-        let k = Kernel::new("");
+        let k = TestKernel::new("", "");
         assert!(matches!(
             plan(&[candidate("crc32c_generic", "", &[])], &[], &k.side()),
             Err(PlanError::BuiltIn { .. })

@@ -9,16 +9,20 @@
 //! unload` read. The records live in the engine because the VM's root
 //! filesystem does not survive a restart and the engine's storage does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::scripts::{LOADER_DIR, LOAD_SCRIPT};
-use crate::engine::{ContainerInfo, ContainerSpec, Engine, EngineError};
+use super::LoadOutcome;
+use crate::detect::LoadedModules;
+use crate::engine::{ContainerInfo, ContainerSpec, Engine, EngineError, Session};
+use crate::scripts;
 
 /// The label that marks a loader container; its value is the record.
 pub const LOADER_LABEL: &str = "dmb.loader";
+/// Where a loader container keeps its modules and their list.
+pub const LOADER_DIR: &str = "/dmb";
 
 /// One module a loader loads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +69,7 @@ impl Loader {
 }
 
 impl LoaderRecord {
-    /// `/dmb/load.list` for [`LOAD_SCRIPT`].
+    /// `/dmb/load.list` for [`scripts::LOAD`].
     pub fn load_list(&self) -> String {
         let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         self.modules
@@ -101,7 +105,7 @@ impl LoaderRecord {
 
 /// Every loader container in the engine. A container whose label does not
 /// parse is reported in `skipped`, not an error: it is not dmb's to judge.
-pub fn loaders(engine: &dyn Engine) -> Result<(Vec<Loader>, Vec<String>), EngineError> {
+pub fn loaders<E: ?Sized + Engine>(engine: &E) -> Result<(Vec<Loader>, Vec<String>), EngineError> {
     let mut found = Vec::new();
     let mut skipped = Vec::new();
     for ContainerInfo {
@@ -141,23 +145,21 @@ pub fn loader_name(top: &str, existing: &[Loader], session_id: &str) -> String {
 /// Creates a loader from `dir` (module files and control files), and for
 /// a persistent one starts it. The container is not part of any session:
 /// it outlives the run.
-pub fn create_loader(
-    engine: &dyn Engine,
+pub fn create_loader<E: ?Sized + Engine>(
+    engine: &E,
     name: &str,
     image: &str,
     record: &LoaderRecord,
     dir: &Path,
 ) -> Result<(), EngineError> {
     let label = serde_json::to_string(record).expect("a record serialises");
-    engine.create_container(&ContainerSpec {
+    engine.create(&ContainerSpec {
         image: image.to_string(),
         name: name.to_string(),
         labels: vec![(LOADER_LABEL.to_string(), label)],
-        session: None,
         cap_add: vec!["SYS_MODULE"],
         restart_always: record.persistent,
-        script: LOAD_SCRIPT,
-        args: vec!["boot".to_string()],
+        script: Some((scripts::LOAD, vec!["boot".to_string()])),
     })?;
     let filled = engine.copy_into(name, dir, LOADER_DIR).and_then(|()| {
         if record.persistent {
@@ -189,6 +191,66 @@ pub fn without(loaders: &[Loader], removed: &[String]) -> BTreeMap<String, Vec<R
             (l.container.clone(), keep)
         })
         .collect()
+}
+
+/// Leaves the loader container for this load (`outcome.loader`), and
+/// removes the records it makes redundant and those of modules a restart
+/// took away (`outcome.replaced`).
+pub fn record_load<E: ?Sized + Engine>(
+    session: &Session<E>,
+    image: &str,
+    record: &LoaderRecord,
+    stage: &Path,
+    loaded: &LoadedModules,
+    outcome: &mut LoadOutcome,
+) -> Result<(), EngineError> {
+    let engine = session.engine();
+    let (existing, skipped) = loaders(engine)?;
+    outcome.notes.extend(skipped);
+    let names: BTreeSet<&str> = record.modules.iter().map(|m| m.name.as_str()).collect();
+    let now_loaded = |m: &str| loaded.is_loaded(m) || outcome.inserted.iter().any(|i| i == m);
+    // Nothing new, and already recorded as well as asked: leave it be.
+    let covered = existing.iter().any(|l| {
+        (l.record.persistent || !record.persistent)
+            && names.iter().all(|n| l.holds(n))
+            && l.record.release == record.release
+    });
+    if outcome.inserted.is_empty() && covered {
+        outcome
+            .notes
+            .push("already loaded and recorded: nothing changed".into());
+        return Ok(());
+    }
+    let top = outcome
+        .plan
+        .with_files()
+        .filter(|(s, _)| !s.dependency)
+        .last()
+        .or_else(|| outcome.plan.with_files().last())
+        .map(|(s, _)| s.module.clone())
+        .unwrap_or_default();
+    let name = loader_name(&top, &existing, session.id());
+    if record.persistent {
+        outcome.notes.push(format!(
+            "{name} runs with --restart=always: it loads the modules again each time the engine starts"
+        ));
+    }
+    create_loader(engine, &name, image, record, stage)?;
+    outcome.loader = Some(name);
+    for l in &existing {
+        let superseded = l
+            .record
+            .modules
+            .iter()
+            .all(|m| names.contains(m.name.as_str()))
+            && (record.persistent || !l.record.persistent);
+        let stale = !l.record.persistent && !l.record.modules.iter().any(|m| now_loaded(&m.name));
+        if superseded || stale {
+            engine.remove_container(&l.container)?;
+            outcome.replaced.push(l.container.clone());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

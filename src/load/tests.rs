@@ -2,18 +2,26 @@
 //! thing runs against the desktop-sim in `tests/load.rs`.
 
 use super::record::{Loader, LoaderRecord, RecordedModule};
-use super::state::KernelState;
-use super::*;
+use super::status::status_of;
+use super::unload::UnloadError;
+use super::unload_plan::unload_plan;
+use crate::detect::loaded::fixture::probe_output;
+use crate::detect::LoadedModules;
 
-const LOADED: &str = "@@dmb-release 6.1.0-56-amd64
-dmb_consumer 16384 0 - Live 0x0 (OE)
+fn loaded() -> LoadedModules {
+    LoadedModules::parse(&probe_output(
+        "6.1.0-56-amd64",
+        "dmb_consumer 16384 0 - Live 0x0 (OE)
 dmb_provider 16384 1 dmb_consumer, Live 0x0 (OE)
 hello 16384 1 - Live 0x0 (OE)
 other_user 16384 0 - Live 0x0
 shared 16384 1 other_user, Live 0x0
-@@dmb-ident dmb_consumer - 040000001400000003000000474e5500aa
-@@dmb-ident dmb_provider - 040000001400000003000000474e5500bb
-";
+",
+        "dmb_consumer - 040000001400000003000000474e5500aa
+dmb_provider - 040000001400000003000000474e5500bb
+",
+    ))
+}
 
 fn recorded(name: &str, depends: &[&str], dependency: bool, note: &str) -> RecordedModule {
     RecordedModule {
@@ -68,7 +76,7 @@ fn names(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn a_user_goes_first_and_takes_the_dependency_dmb_loaded_for_it() {
-    let state = KernelState::parse(LOADED);
+    let state = loaded();
     let p = unload_plan(&names(&["dmb_consumer"]), &state, &pair(true), false).unwrap();
     assert_eq!(p.order, ["dmb_consumer", "dmb_provider"]);
     // A module that was asked for stays unless named.
@@ -87,7 +95,7 @@ fn a_user_goes_first_and_takes_the_dependency_dmb_loaded_for_it() {
 
 #[test]
 fn modules_in_use_are_refused_with_what_uses_them() {
-    let state = KernelState::parse(LOADED);
+    let state = loaded();
     match unload_plan(&names(&["dmb_provider"]), &state, &pair(false), false) {
         Err(UnloadError::InUse { module, by }) => {
             assert_eq!(
@@ -102,7 +110,7 @@ fn modules_in_use_are_refused_with_what_uses_them() {
         other => panic!("{other:?}"),
     }
     // A kernel that cannot unload at all.
-    let state = KernelState::parse("m 1 - - Live 0x0\n");
+    let state = LoadedModules::parse(&probe_output("r", "m 1 - - Live 0x0\n", ""));
     assert!(matches!(
         unload_plan(&names(&["m"]), &state, &[], false),
         Err(UnloadError::InUse { .. })
@@ -111,7 +119,7 @@ fn modules_in_use_are_refused_with_what_uses_them() {
 
 #[test]
 fn a_module_not_loaded_is_an_error_unless_persist_takes_it_off_a_loader() {
-    let state = KernelState::parse("@@dmb-release r\n");
+    let state = LoadedModules::parse(&probe_output("r", "", ""));
     match unload_plan(&names(&["dmb_consumer"]), &state, &pair(true), false) {
         Err(UnloadError::NotLoaded { recorded, .. }) => assert!(recorded),
         other => panic!("{other:?}"),
@@ -123,7 +131,7 @@ fn a_module_not_loaded_is_an_error_unless_persist_takes_it_off_a_loader() {
 
 #[test]
 fn status_joins_records_with_what_is_loaded() {
-    let state = KernelState::parse(LOADED);
+    let state = loaded();
     let mut loaders = pair(true);
     loaders[0].record.modules.push(recorded(
         "gone_after_restart",
@@ -162,6 +170,8 @@ fn status_joins_records_with_what_is_loaded() {
 
 #[test]
 fn build_id_descriptors_come_from_gnu_notes_only() {
+    let note_descriptor =
+        |hex: &str| crate::ko::unhex(hex).and_then(|note| crate::ko::build_id_of_note(&note, true));
     assert_eq!(
         note_descriptor("040000000400000003000000474e5500aabbccdd").as_deref(),
         Some("aabbccdd")

@@ -10,39 +10,43 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
-use super::scripts::{INSTALLED_MODULES_SCRIPT, VM_FILES_SCRIPT};
-use crate::engine::{each_regular_file, Engine, EngineError, RunRequest, Session};
-use crate::kernel::config::KernelConfig;
+use crate::engine::{Engine, EngineError, RunRequest, Session};
 use crate::kernel::symvers::{SymverEntry, Symvers};
-use crate::kernel::KernelFacts;
+use crate::kernel::{KernelConfig, KernelFacts, KernelRelease};
 use crate::ko::{Module, MAX_MODULE_BYTES};
+use crate::scripts;
+use crate::tarball::each_regular_file;
 
 const WHY_VM_FILES: &str =
     "the VM's own modules (/lib/modules) are only visible in the mount namespace of its PID 1";
 
 /// A privileged container in the VM's mount namespace, for reading.
-fn vm_request(image: &str, session: &Session, what: &str, script: &'static str) -> RunRequest {
-    let mut request = RunRequest::new(image, session.name(what), session.id(), script);
+fn vm_request<E: ?Sized + Engine>(
+    session: &Session<E>,
+    image: &str,
+    what: &str,
+    script: &'static str,
+) -> RunRequest {
+    let mut request = session.request(image, what, script);
     request.host_mount_namespace = Some(WHY_VM_FILES);
     request
 }
 
 /// Copies VM files (absolute paths) into `dest`, each under its base name.
 /// Returns the paths written, in the order given.
-pub fn fetch_files(
-    engine: &dyn Engine,
-    session: &Session,
+pub fn fetch_files<E: ?Sized + Engine>(
+    session: &Session<E>,
     image: &str,
     paths: &[String],
     dest: &Path,
 ) -> Result<Vec<std::path::PathBuf>, EngineError> {
-    let mut request = vm_request(image, session, "vm-files", VM_FILES_SCRIPT);
+    let mut request = vm_request(session, image, "vm-files", scripts::VM_FILES);
     request.args = paths
         .iter()
         .map(|p| p.trim_start_matches('/').to_string())
         .collect();
     let mut written = HashMap::new();
-    engine.run_reading(&request, &mut |stream| {
+    session.engine().run_reading(&request, &mut |stream| {
         each_regular_file(stream, |path, contents| {
             let Some(name) = path.file_name() else {
                 return Ok(false);
@@ -108,12 +112,7 @@ impl InstalledModules {
 
     /// Facts to check against: the recorded vermagic (the configuration's
     /// otherwise) and the CRCs, marked incomplete.
-    pub fn facts(
-        &self,
-        release: &str,
-        config: KernelConfig,
-        builtin: HashSet<String>,
-    ) -> KernelFacts {
+    pub fn facts(&self, kernel: RunningSide) -> KernelFacts {
         let symbols = self
             .crcs
             .iter()
@@ -130,16 +129,27 @@ impl InstalledModules {
             })
             .collect();
         KernelFacts {
-            release: release.to_string(),
-            config,
+            release: kernel.release,
+            config: kernel.config,
             symvers: Symvers { symbols },
             randstruct_seed: None,
-            builtin,
+            builtin: kernel.builtin,
             recorded_vermagic: self.vermagic.clone(),
             symvers_complete: false,
-            installed: self.names.clone(),
+            installed: self.names.union(&kernel.installed).cloned().collect(),
+            loaded: kernel.loaded,
         }
     }
+}
+
+/// What the running kernel says of itself, beside its installed modules.
+pub struct RunningSide {
+    pub release: KernelRelease,
+    pub config: KernelConfig,
+    pub builtin: HashSet<String>,
+    /// Loaded or on disk.
+    pub installed: HashSet<String>,
+    pub loaded: HashSet<String>,
 }
 
 /// Modules to read at least before stopping early: the vermagic is the
@@ -150,16 +160,15 @@ const ENOUGH_FOR_VERMAGIC: usize = 16;
 /// what [`InstalledModules`] holds (nothing is written to disk). It stops
 /// as soon as every symbol of `wanted` has a CRC (and enough modules were
 /// read to tell the vermagic); a symbol no module has makes it read all.
-pub fn installed_modules(
-    engine: &dyn Engine,
-    session: &Session,
+pub fn installed_modules<E: ?Sized + Engine>(
+    session: &Session<E>,
     image: &str,
     wanted: &HashSet<String>,
 ) -> Result<InstalledModules, EngineError> {
-    let request = vm_request(image, session, "installed", INSTALLED_MODULES_SCRIPT);
+    let request = vm_request(session, image, "installed", scripts::INSTALLED_MODULES);
     let mut found = InstalledModules::default();
     let mut vermagics: HashMap<String, usize> = HashMap::new();
-    engine.run_reading(&request, &mut |stream| {
+    session.engine().run_reading(&request, &mut |stream| {
         let stopped = each_regular_file(stream, |path, contents| {
             let path = path.display().to_string();
             let mut bytes = Vec::new();
@@ -205,7 +214,13 @@ mod tests {
         let m = Module::read("kernel/lib/installed.ko", f.elf()).unwrap();
         installed.add("kernel/lib/installed.ko", &m);
         installed.vermagic = Some("6.1.0-56-amd64 SMP preempt mod_unload modversions ".into());
-        let facts = installed.facts("6.1.0-56-amd64", KernelConfig::parse(""), HashSet::new());
+        let facts = installed.facts(RunningSide {
+            release: KernelRelease::parse("6.1.0-56-amd64").unwrap(),
+            config: KernelConfig::parse(""),
+            builtin: HashSet::new(),
+            installed: HashSet::new(),
+            loaded: HashSet::new(),
+        });
         assert_eq!(
             facts.vermagic(),
             "6.1.0-56-amd64 SMP preempt mod_unload modversions "

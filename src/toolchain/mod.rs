@@ -1,13 +1,11 @@
-//! What a builder image has, and how to complete it when make or a C
-//! compiler is missing; which builder carries a kernel's compiler.
+//! The compiler that built a kernel ([`compiler`]), which builder image
+//! carries it ([`pick`]), what a builder image has, and how to complete it
+//! when make or a C compiler is missing.
 
+pub mod compiler;
 pub mod pick;
 
-/// Reports the tools and the package manager of an image, one per line:
-/// `tool <name>` and `pm <name>`.
-pub const PROBE_SCRIPT: &str = r#"for t in make gcc cc clang tar; do command -v "$t" >/dev/null 2>&1 && echo "tool $t"; done
-for m in apk apt-get dnf microdnf yum; do command -v "$m" >/dev/null 2>&1 && echo "pm $m"; done
-exit 0"#;
+use crate::scripts;
 
 /// A package manager dmb knows how to drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,15 +63,15 @@ pub struct Toolchain {
 }
 
 impl Toolchain {
-    /// Reads the output of [`PROBE_SCRIPT`].
+    /// Reads the output of [`scripts::TOOLCHAIN`].
     pub fn from_probe(output: &str) -> Self {
         let mut t = Toolchain::default();
-        for line in output.lines() {
-            match line.split_once(' ') {
-                Some(("tool", "make")) => t.make = true,
-                Some(("tool", "gcc" | "cc" | "clang")) => t.compiler = true,
-                Some(("tool", "tar")) => t.tar = true,
-                Some(("pm", name)) if t.package_manager.is_none() => {
+        for r in scripts::records(output) {
+            match (r.verb, r.args) {
+                ("tool", "make") => t.make = true,
+                ("tool", "gcc" | "cc" | "clang") => t.compiler = true,
+                ("tool", "tar") => t.tar = true,
+                ("pm", name) if t.package_manager.is_none() => {
                     t.package_manager = PackageManager::from_probe(name)
                 }
                 _ => {}
@@ -126,14 +124,16 @@ mod tests {
 
     #[test]
     fn a_complete_debian_builder_needs_nothing() {
-        let t = Toolchain::from_probe("tool make\ntool gcc\ntool cc\ntool tar\npm apt-get\n");
+        let t = Toolchain::from_probe(
+            "@@dmb:tool make\n@@dmb:tool gcc\n@@dmb:tool cc\n@@dmb:tool tar\n@@dmb:pm apt-get\n",
+        );
         assert!(t.is_complete());
         assert_eq!(t.install_step(), Ok(None));
     }
 
     #[test]
     fn bare_alpine_installs_with_apk() {
-        let t = Toolchain::from_probe("tool tar\npm apk\n");
+        let t = Toolchain::from_probe("@@dmb:tool tar\n@@dmb:pm apk\n");
         assert_eq!(t.missing(), ["make", "a C compiler"]);
         let step = t.install_step().unwrap().unwrap();
         assert!(step.starts_with("apk add --no-cache build-base"));
@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn bare_debian_installs_with_apt() {
-        let t = Toolchain::from_probe("tool tar\npm apt-get\n");
+        let t = Toolchain::from_probe("@@dmb:tool tar\n@@dmb:pm apt-get\n");
         assert!(t
             .install_step()
             .unwrap()
@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn no_package_manager_is_an_error() {
-        let t = Toolchain::from_probe("tool tar\n");
+        let t = Toolchain::from_probe("@@dmb:tool tar\n");
         assert_eq!(
             t.install_step(),
             Err(ToolchainError::CannotInstall {

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::target::version::{Compiler, CompilerKind};
+use super::compiler::{Compiler, CompilerKind};
 
 /// Alpine releases and the gcc each ships by default (3.11 moved from 9.2.0
 /// to 9.3.0 during its life).
@@ -137,7 +137,7 @@ pub fn for_compiler(compiler: &Compiler) -> BuilderPick {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::version::{parse_compiler, parse_proc_version};
+    use crate::toolchain::compiler::{parse_compiler, parse_proc_version};
 
     fn pick_for(proc_version: &str) -> BuilderPick {
         for_compiler(&parse_proc_version(proc_version).unwrap().compiler.unwrap())

@@ -1,5 +1,5 @@
-//! `/proc/version` and `CONFIG_CC_VERSION_TEXT`: the kernel's release, the
-//! compiler and linker that built it, and its build stamp.
+//! The compiler and linker that built a kernel, as `/proc/version` and
+//! `CONFIG_CC_VERSION_TEXT` record them (and the build stamp that follows).
 
 use serde::Serialize;
 

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::kernel::KernelRelease;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Platform {
@@ -38,11 +40,12 @@ impl Platform {
 }
 
 /// Classifies; `has_linuxkit_yml` is whether the VM has `/etc/linuxkit.yml`.
-pub fn classify(release: &str, proc_version: &str, has_linuxkit_yml: bool) -> Platform {
-    let r = release.to_ascii_lowercase();
+pub fn classify(release: &KernelRelease, proc_version: &str, has_linuxkit_yml: bool) -> Platform {
+    // The suffix after the version says who built the kernel.
+    let r = release.local().to_ascii_lowercase();
     let dashed = |suffix: &str| {
         r.rsplit_once('-')
-            .is_some_and(|(head, tail)| tail == suffix && !head.is_empty())
+            .is_some_and(|(_, tail)| tail == suffix && release.version().is_some())
     };
     if r.contains("-linuxkit") || has_linuxkit_yml {
         Platform::DockerDesktop
@@ -98,18 +101,24 @@ mod tests {
             ("6.1.0-50-amd64", Platform::Debian),
             ("6.18.44-fc-v669", Platform::Unknown),
         ] {
-            assert_eq!(classify(release, "", false), expected, "{release}");
+            let parsed = KernelRelease::parse(release).unwrap();
+            assert_eq!(classify(&parsed, "", false), expected, "{release}");
         }
     }
 
     #[test]
     fn the_vm_files_and_proc_version_count() {
+        let release = |r: &str| KernelRelease::parse(r).unwrap();
         assert_eq!(
-            classify("6.1.0-56-amd64", "", true),
+            classify(&release("6.1.0-56-amd64"), "", true),
             Platform::DockerDesktop
         );
         assert_eq!(
-            classify("6.1.0-56-cloud", "Linux version … Debian 6.1.192-2", false),
+            classify(
+                &release("6.1.0-56-cloud"),
+                "Linux version … Debian 6.1.192-2",
+                false
+            ),
             Platform::Debian
         );
     }

@@ -9,7 +9,14 @@ use std::path::Path;
 use std::process::ExitStatus;
 
 use super::*;
-use crate::engine::{Builder, Finished};
+use crate::engine::{
+    BuildOutput, BuildRequest, Builder, Builds, ContainerSpec, Containers, Finished, Images,
+    RunRequest,
+};
+use crate::kernel::KernelImageError;
+use crate::progress::Silent;
+use crate::scripts;
+use crate::Error;
 
 struct Fake {
     builder: Builder,
@@ -35,9 +42,9 @@ impl Fake {
             builder,
             images: RefCell::new(images),
             kernel_files: vec!["/kernel-dev.tar", "/kernel.tar"],
-            probe: "tool make\ntool gcc\ntool tar\npm apt-get\n",
-            trees: "tree 6.1.0-56-amd64\nhas 6.1.0-56-amd64 .config\nhas 6.1.0-56-amd64 Makefile\nhas 6.1.0-56-amd64 Module.symvers\n",
-            make: (vec!["@@dmb:ko:hello.ko"], true),
+            probe: "@@dmb:tool make\n@@dmb:tool gcc\n@@dmb:tool tar\n@@dmb:pm apt-get\n",
+            trees: "@@dmb:tree 6.1.0-56-amd64\n@@dmb:has 6.1.0-56-amd64 .config\n@@dmb:has 6.1.0-56-amd64 Makefile\n@@dmb:has 6.1.0-56-amd64 Module.symvers\n",
+            make: (vec!["@@dmb:ko hello.ko"], true),
             calls: RefCell::default(),
         }
     }
@@ -59,7 +66,7 @@ fn finished(ok: bool, stdout: &str, tail: &[&str]) -> Finished {
     Finished {
         status: status(ok),
         stdout: stdout.to_string(),
-        tail: tail.iter().map(|s| s.to_string()).collect(),
+        output_tail: tail.iter().map(|s| s.to_string()).collect(),
     }
 }
 
@@ -84,11 +91,7 @@ fn tiny_module() -> Vec<u8> {
     obj.write().unwrap()
 }
 
-impl Engine for Fake {
-    fn builder(&self) -> Builder {
-        self.builder
-    }
-
+impl Images for Fake {
     fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
         self.call(format!("image_id {reference}"));
         Ok(self.images.borrow().get(reference).cloned())
@@ -101,6 +104,23 @@ impl Engine for Fake {
     ) -> Result<(usize, Option<String>), EngineError> {
         self.call(format!("inspect {r}"));
         Ok((0, Some("x".into())))
+    }
+
+    fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
+        self.call(format!("rmi {reference}"));
+        self.images.borrow_mut().remove(reference);
+        Ok(())
+    }
+
+    fn prune_dangling(&self, label: &str, _: &str) -> Result<(), EngineError> {
+        self.call(format!("prune {label}"));
+        Ok(())
+    }
+}
+
+impl Builds for Fake {
+    fn builder(&self) -> Builder {
+        self.builder
     }
 
     fn build(
@@ -148,10 +168,12 @@ impl Engine for Fake {
         let tail: Vec<&str> = self.make.0.clone();
         Ok(finished(ok, "", &tail))
     }
+}
 
+impl Containers for Fake {
     fn run(&self, request: &RunRequest) -> Result<Finished, EngineError> {
         self.call(format!("run {}", request.image));
-        let out = if request.script == toolchain::PROBE_SCRIPT {
+        let out = if request.script == scripts::TOOLCHAIN {
             self.probe
         } else {
             self.trees
@@ -159,14 +181,24 @@ impl Engine for Fake {
         Ok(finished(true, out, &[]))
     }
 
-    fn create(&self, image: &str, _: &str, _: &str) -> Result<(), EngineError> {
-        self.call(format!("create {image}"));
+    fn create(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
+        self.call(format!("create {}", spec.image));
         Ok(())
     }
 
     fn file_size(&self, _: &str, path: &str) -> Result<Option<u64>, EngineError> {
         self.call(format!("stat {path}"));
         Ok(self.kernel_files.contains(&path).then_some(1))
+    }
+
+    fn read_file(
+        &self,
+        _: &str,
+        path: &str,
+        _: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<(), String>,
+    ) -> Result<bool, EngineError> {
+        self.call(format!("read {path}"));
+        Ok(false)
     }
 
     fn copy_files_out(&self, _: &str, dir: &str, dest: &Path) -> Result<Vec<String>, EngineError> {
@@ -178,76 +210,27 @@ impl Engine for Fake {
         Ok(vec![])
     }
 
-    fn with_file(
-        &self,
-        _: &str,
-        path: &str,
-        _: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<(), String>,
-    ) -> Result<bool, EngineError> {
-        self.call(format!("read {path}"));
-        Ok(false)
+    fn remove_container(&self, _: &str) -> Result<(), EngineError> {
+        self.call("rm container".into());
+        Ok(())
     }
 
-    fn remove_session_containers(&self, _: &str) -> Result<(), EngineError> {
+    fn remove_labelled(&self, _: &str, _: &str) -> Result<(), EngineError> {
         self.call("rm session containers".into());
         Ok(())
     }
-
-    fn prune_dangling(&self, label: &str, _: &str) -> Result<(), EngineError> {
-        self.call(format!("prune {label}"));
-        Ok(())
-    }
-
-    fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
-        self.call(format!("rmi {reference}"));
-        self.images.borrow_mut().remove(reference);
-        Ok(())
-    }
-
-    // A build never loads modules: these are the loader's.
-    fn run_reading(
-        &self,
-        _: &RunRequest,
-        _: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<bool, String>,
-    ) -> Result<(), EngineError> {
-        unreachable!("builds do not stream container output")
-    }
-    fn create_container(&self, _: &crate::engine::ContainerSpec) -> Result<(), EngineError> {
-        unreachable!("builds create no loader")
-    }
-    fn copy_into(&self, _: &str, _: &Path, _: &str) -> Result<(), EngineError> {
-        unreachable!("builds copy nothing into containers")
-    }
-    fn start_attached(&self, _: &str) -> Result<Finished, EngineError> {
-        unreachable!("builds start no containers")
-    }
-    fn start(&self, _: &str) -> Result<(), EngineError> {
-        unreachable!("builds start no containers")
-    }
-    fn containers_with_label(
-        &self,
-        _: &str,
-    ) -> Result<Vec<crate::engine::ContainerInfo>, EngineError> {
-        unreachable!("builds list no containers")
-    }
-    fn remove_container(&self, _: &str) -> Result<(), EngineError> {
-        unreachable!("builds remove containers by session")
-    }
-}
-
-struct Silent;
-impl Progress for Silent {
-    fn step(&mut self, _: &str) {}
-    fn log(&mut self, _: &str) {}
 }
 
 fn options(module_dir: &Path) -> BuildOptions {
     BuildOptions {
-        module_dir: module_dir.to_path_buf(),
-        build_ref: Some("dmb-kit/builder:bookworm".into()),
-        kernel_ref: Some("dmb-kit/kernel:6.1".into()),
+        module_dir: ModuleDir::new(module_dir).unwrap(),
+        refs: RefOptions {
+            build_ref: Some("dmb-kit/builder:bookworm".into()),
+            kernel_ref: Some("dmb-kit/kernel:6.1".into()),
+            kver: None,
+            detect: None,
+        },
         module_ref: "kernel-module".into(),
-        kver: None,
         output: None,
         network: false,
         check: false,
@@ -281,7 +264,7 @@ fn a_first_buildkit_build_prepares_the_environment_then_exports_files() {
             "create dmb-kit/kernel:6.1".into(),
             "stat /kernel-dev.tar".into(),
             "stat /kernel.tar".into(),
-            "rm session containers".into(),
+            "rm container".into(),
             "run dmb-kit/builder:bookworm".into(),
             format!("build buildenv -> {env} network=false"),
             format!("run {env}"),
@@ -332,7 +315,7 @@ fn a_cached_environment_is_reused_and_legacy_builds_copy_files_out() {
             &format!("create {tmp}"),
             &"cp /dmb-out/ko".to_string(),
             &"cp /dmb-out/depmod".to_string(),
-            &"rm session containers".to_string(),
+            &"rm container".to_string(),
             &format!("rmi {tmp}"),
         ]
     );
@@ -344,7 +327,7 @@ fn a_cached_environment_is_reused_and_legacy_builds_copy_files_out() {
 fn a_toolchain_is_installed_with_network_when_missing() {
     let dir = module_dir();
     let mut fake = Fake::new(Builder::Legacy);
-    fake.probe = "tool tar\npm apk\n";
+    fake.probe = "@@dmb:tool tar\n@@dmb:pm apk\n";
     run(&fake, &options(dir.path()), &mut Silent).unwrap();
     assert!(fake
         .calls()
@@ -359,7 +342,7 @@ fn a_missing_layout_file_is_named_and_nothing_is_built() {
     fake.kernel_files = vec!["/kernel-dev.tar"];
     let err = run(&fake, &options(dir.path()), &mut Silent).unwrap_err();
     assert!(
-        matches!(&err, BuildError::Kernel(KernelImageError::MissingFile { file, .. }) if file == "/kernel.tar"),
+        matches!(&err, Error::KernelImage(KernelImageError::MissingFile { file, .. }) if file == "/kernel.tar"),
         "{err:?}"
     );
     let calls = fake.calls();
@@ -372,11 +355,11 @@ fn make_failures_and_empty_builds_are_told_apart() {
     let dir = module_dir();
     let mut fake = Fake::new(Builder::BuildKitEnv);
     fake.make = (
-        vec!["#9 1.0 a.c:1:1: error: boom", "#9 1.1 @@dmb:make-failed:2"],
+        vec!["#9 1.0 a.c:1:1: error: boom", "#9 1.1 @@dmb:make-failed 2"],
         false,
     );
     match run(&fake, &options(dir.path()), &mut Silent).unwrap_err() {
-        BuildError::MakeFailed { code, errors } => {
+        Error::Build(BuildError::MakeFailed { code, errors }) => {
             assert_eq!(code, 2);
             assert_eq!(errors, ["a.c:1:1: error: boom"]);
         }
@@ -385,7 +368,7 @@ fn make_failures_and_empty_builds_are_told_apart() {
     fake.make = (vec!["@@dmb:no-ko"], false);
     assert!(matches!(
         run(&fake, &options(dir.path()), &mut Silent).unwrap_err(),
-        BuildError::NoModules
+        Error::Build(BuildError::NoModules)
     ));
 }
 
@@ -393,7 +376,7 @@ fn make_failures_and_empty_builds_are_told_apart() {
 fn the_failed_legacy_build_is_removed() {
     let dir = module_dir();
     let mut fake = Fake::new(Builder::Legacy);
-    fake.make = (vec!["@@dmb:make-failed:2"], false);
+    fake.make = (vec!["@@dmb:make-failed 2"], false);
     run(&fake, &options(dir.path()), &mut Silent).unwrap_err();
     let calls = fake.calls();
     let tail: Vec<&str> = calls.iter().rev().take(2).map(String::as_str).collect();
@@ -405,10 +388,10 @@ fn unsafe_references_never_reach_a_dockerfile() {
     let dir = module_dir();
     let fake = Fake::new(Builder::Legacy);
     let mut opts = options(dir.path());
-    opts.kernel_ref = Some("x\nRUN rm -rf /".into());
+    opts.refs.kernel_ref = Some("x\nRUN rm -rf /".into());
     assert!(matches!(
         run(&fake, &opts, &mut Silent).unwrap_err(),
-        BuildError::InvalidReference { .. }
+        Error::Build(BuildError::InvalidReference { .. })
     ));
 }
 
@@ -417,16 +400,16 @@ fn refs_must_be_given() {
     let dir = module_dir();
     let fake = Fake::new(Builder::Legacy);
     let mut opts = options(dir.path());
-    opts.kernel_ref = None;
+    opts.refs.kernel_ref = None;
     assert!(matches!(
         run(&fake, &opts, &mut Silent).unwrap_err(),
-        BuildError::Kernel(KernelImageError::NotGiven)
+        Error::KernelImage(KernelImageError::NotGiven)
     ));
-    opts.kernel_ref = Some("dmb-kit/kernel:6.1".into());
-    opts.build_ref = None;
+    opts.refs.kernel_ref = Some("dmb-kit/kernel:6.1".into());
+    opts.refs.build_ref = None;
     assert!(matches!(
         run(&fake, &opts, &mut Silent).unwrap_err(),
-        BuildError::BuildRefNotGiven
+        Error::Build(BuildError::BuildRefNotGiven)
     ));
 }
 
@@ -434,11 +417,11 @@ fn refs_must_be_given() {
 fn module_directory_checks() {
     let dir = tempfile::tempdir().unwrap();
     assert!(matches!(
-        check_module_dir(&dir.path().join("nope")),
+        ModuleDir::new(&dir.path().join("nope")),
         Err(BuildError::ModuleDirMissing { .. })
     ));
     assert!(matches!(
-        check_module_dir(dir.path()),
+        ModuleDir::new(dir.path()),
         Err(BuildError::NoMakefile { .. })
     ));
 }

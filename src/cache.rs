@@ -1,0 +1,81 @@
+//! dmb's caches on the host: `DMB_CACHE_DIR`, else `$XDG_CACHE_HOME/dmb`,
+//! else `~/.cache/dmb`. Each holds what dmb read from an image, filed under
+//! the image's ID: an ID is the hash of the image's content, so an entry
+//! can never go stale. A cache is an optimisation: failing to read or write
+//! one is never an error.
+
+use std::path::{Path, PathBuf};
+
+/// The base directory of dmb's caches, when there is a home for it.
+pub fn dir() -> Option<PathBuf> {
+    std::env::var_os("DMB_CACHE_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .filter(|v| !v.is_empty())
+                .map(|d| PathBuf::from(d).join("dmb"))
+        })
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache/dmb"))
+        })
+}
+
+/// The file of cache `kind` (`kernel-facts`) for an image ID.
+pub fn file_for_image(kind: &str, image_id: &str) -> Option<PathBuf> {
+    in_dir(&dir()?.join(kind), image_id)
+}
+
+fn in_dir(dir: &Path, image_id: &str) -> Option<PathBuf> {
+    let id = image_id.rsplit(':').next().unwrap_or(image_id);
+    // Only a hex digest names a file; anything else is not cached.
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(dir.join(format!("{id}.tar")))
+}
+
+/// A cache entry's bytes, when there is one.
+pub fn read(path: Option<&Path>) -> Option<Vec<u8>> {
+    std::fs::read(path?).ok()
+}
+
+/// Writes a cache entry whole or not at all (another run may read it).
+pub fn store(path: &Path, bytes: &[u8]) {
+    let write = || -> std::io::Result<()> {
+        let dir = path.parent().expect("a file in a directory");
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut tmp, bytes)?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    let _ = write();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_digests_name_cache_files() {
+        let dir = Path::new("/cache");
+        assert_eq!(
+            in_dir(dir, "sha256:00ff").unwrap(),
+            PathBuf::from("/cache/00ff.tar")
+        );
+        assert_eq!(in_dir(dir, "sha256:../x"), None);
+        assert_eq!(in_dir(dir, ""), None);
+    }
+
+    #[test]
+    fn entries_are_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kind/abc.tar");
+        store(&path, b"data");
+        assert_eq!(read(Some(&path)).unwrap(), b"data");
+        assert_eq!(read(None), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! `dmb build`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::detect::ProbeArgs;
+use super::output::Terminal;
+use super::{connect, Cli, Outcome};
+use crate::engine::BuilderPreference;
+use crate::module_build::{self, BuildOptions, BuildOutcome, ModuleDir, RefOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Directory with the module's Makefile and sources.
+    #[arg(default_value = "module")]
+    pub module_dir: PathBuf,
+
+    /// Toolchain image; its compiler must be the one that built the kernel.
+    #[arg(long, env = "BUILD_REF")]
+    pub build_ref: Option<String>,
+
+    /// Image with the kernel's headers, in the LinuxKit kernel layout.
+    #[arg(long, env = "KERNEL_REF")]
+    pub kernel_ref: Option<String>,
+
+    /// Image to create with the built modules.
+    #[arg(long, env = "MODULE_REF", default_value = "kernel-module")]
+    pub module_ref: String,
+
+    /// Kernel release to build for, when the kernel image holds more than one.
+    #[arg(long)]
+    pub kver: Option<String>,
+
+    /// Also write the .ko files to this directory.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+
+    /// Image builder.
+    #[arg(long, env = "DMB_BUILDER", value_enum, default_value_t = BuilderArg::Auto)]
+    pub builder: BuilderArg,
+
+    /// Let make reach the network (build steps have none by default).
+    #[arg(long)]
+    pub network: bool,
+
+    /// Do not check that the built modules will load into the kernel.
+    #[arg(long)]
+    pub no_check: bool,
+
+    /// Do not stream the build log (errors are still shown).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// How to detect the kernel when no KERNEL_REF or BUILD_REF is given.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// `--builder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BuilderArg {
+    /// BuildKit when the CLI has it, else the legacy builder.
+    Auto,
+    Buildkit,
+    Legacy,
+}
+
+impl From<BuilderArg> for BuilderPreference {
+    fn from(a: BuilderArg) -> Self {
+        match a {
+            BuilderArg::Auto => BuilderPreference::Auto,
+            BuilderArg::Buildkit => BuilderPreference::BuildKit,
+            BuilderArg::Legacy => BuilderPreference::Legacy,
+        }
+    }
+}
+
+pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
+    let refs = RefOptions {
+        kernel_ref: args.kernel_ref.clone(),
+        build_ref: args.build_ref.clone(),
+        kver: args.kver.clone(),
+        detect: Some(args.probe.options()),
+    };
+    let mut terminal = Terminal { quiet: args.quiet };
+    // What needs no engine is checked before connecting to one.
+    let module_dir = ModuleDir::new(&args.module_dir)?;
+    let engine = connect(cli, args.builder.into())?;
+    let opts = BuildOptions {
+        module_dir,
+        refs,
+        module_ref: args.module_ref.clone(),
+        output: args.output.clone(),
+        network: args.network,
+        check: !args.no_check,
+    };
+    let outcome = module_build::run(&engine, &opts, &mut terminal)?;
+    print_outcome(&outcome);
+    Ok(0)
+}
+
+fn print_outcome(outcome: &BuildOutcome) {
+    let mut out = std::io::stdout().lock();
+    for m in &outcome.modules {
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}",
+            m.file_name,
+            outcome.release,
+            m.info.vermagic().unwrap_or("")
+        );
+    }
+    for f in &outcome.output_files {
+        eprintln!("dmb: wrote {}", f.display());
+    }
+    eprintln!(
+        "dmb: built {} for {} into image {}{}",
+        outcome
+            .modules
+            .iter()
+            .map(|m| m.file_name.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        outcome.release,
+        outcome.module_ref,
+        if outcome.checked {
+            " (checked: they will load)"
+        } else {
+            ""
+        }
+    );
+}

@@ -1,0 +1,60 @@
+//! What the command line prints: progress on stderr, results on stdout
+//! (JSON under `--json`), and errors with their causes, details and hint.
+
+use std::io::Write;
+
+use crate::progress::Progress;
+use crate::Error;
+
+/// Human output on stderr; the build log only when not quiet.
+pub struct Terminal {
+    pub quiet: bool,
+}
+
+impl Progress for Terminal {
+    fn step(&mut self, message: &str) {
+        if !self.quiet {
+            eprintln!("dmb: {message}");
+        }
+    }
+
+    fn log(&mut self, line: &str) {
+        if !self.quiet {
+            eprintln!("  {line}");
+        }
+    }
+}
+
+/// Writes a command's result to stdout: pretty JSON under `--json`, else
+/// its human form. A write error (a closed pipe) is not worth an exit code.
+pub fn print_result<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce(&mut std::io::StdoutLock<'static>, &T) -> std::io::Result<()>,
+) {
+    let mut out = std::io::stdout().lock();
+    let _ = if json {
+        let text = serde_json::to_string_pretty(value).expect("serialisable");
+        writeln!(out, "{text}")
+    } else {
+        human(&mut out, value)
+    };
+}
+
+/// Prints an error, the chain of its causes, its details and its hint;
+/// returns its exit code.
+pub fn report(e: &Error) -> i32 {
+    eprintln!("dmb: error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        eprintln!("  caused by: {s}");
+        source = s.source();
+    }
+    for line in e.details() {
+        eprintln!("{line}");
+    }
+    if let Some(h) = e.hint() {
+        eprintln!("hint: {h}");
+    }
+    e.code()
+}

@@ -1,0 +1,34 @@
+//! Docker Desktop's `/etc/linuxkit.yml`: the VM's recipe, which names the
+//! kernel image the VM booted.
+
+/// `kernel.image` of `/etc/linuxkit.yml`. Other images (`init:`, such as
+/// `for-desktop-kernel-grpcfuse`) are not the kernel.
+pub fn kernel_image(yaml: &str) -> Result<Option<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Yml {
+        kernel: Option<KernelSection>,
+    }
+    #[derive(serde::Deserialize)]
+    struct KernelSection {
+        image: Option<String>,
+    }
+    let y: Yml = serde_norway::from_str(yaml).map_err(|e| e.to_string())?;
+    Ok(y.kernel.and_then(|k| k.image))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub const DD_4_13: &str = "kernel:\n  image: docker.io/docker/for-desktop-kernel:5.15.49-13422a825f833d125942948cf8a8688cef721ead\n  cmdline: page_poison=1 vsyscall=emulate panic=1 nospec_store_bypass_disable noibrs noibpb no_stf_barrier mitigations=off\ninit:\n- docker.io/docker/for-desktop-kernel-grpcfuse:5.15.49-e0f6f06f948f53fae09ba665e91b0cca9cc5f3c5\nfiles:\n- path: /etc/linuxkit.yml\n  metadata: yaml\n- path: /etc/os-release\n  contents: PRETTY_NAME=\"Docker Desktop\"\n";
+
+    #[test]
+    fn docker_desktop_4_13_linuxkit_yml() {
+        assert_eq!(
+            kernel_image(DD_4_13).unwrap().as_deref(),
+            Some("docker.io/docker/for-desktop-kernel:5.15.49-13422a825f833d125942948cf8a8688cef721ead")
+        );
+        assert_eq!(kernel_image("init:\n- x\n").unwrap(), None);
+        assert!(kernel_image("kernel: [unclosed").is_err());
+    }
+}

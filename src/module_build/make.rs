@@ -1,0 +1,163 @@
+//! make in a container: the per-build image runs the build script over a
+//! copy of the module directory, and the `.ko` files come back to the host
+//! (exported by BuildKit, or copied out of a tagged image).
+
+use std::path::{Path, PathBuf};
+
+use super::log::{error_lines, BuildMarkers};
+use super::{context, dockerfile, BuildError, BuildOptions, LOG_LINES};
+use crate::engine::{BuildEngine, BuildOutput, BuildRequest, Session};
+use crate::kernel::KernelRelease;
+use crate::ko::Module;
+use crate::progress::Progress;
+use crate::scripts::Record;
+
+/// Where the built files landed on the host.
+pub struct BuiltFiles {
+    pub ko_dir: PathBuf,
+    /// File names in `ko_dir`, sorted.
+    pub ko: Vec<String>,
+    /// depmod's index files, when the builder had depmod.
+    pub depmod_dir: Option<PathBuf>,
+}
+
+impl BuiltFiles {
+    pub fn read_modules(&self) -> Result<Vec<Module>, BuildError> {
+        self.ko
+            .iter()
+            .map(|name| {
+                let bytes = std::fs::read(self.ko_dir.join(name))
+                    .map_err(BuildError::io(format!("reading {name}")))?;
+                Module::read(name, bytes).map_err(|source| BuildError::BadModule {
+                    file: name.clone(),
+                    source,
+                })
+            })
+            .collect()
+    }
+
+    /// Copies the `.ko` files to `out`; the paths written.
+    pub fn copy_to(&self, out: &Path) -> Result<Vec<PathBuf>, BuildError> {
+        std::fs::create_dir_all(out)
+            .map_err(BuildError::io(format!("creating {}", out.display())))?;
+        self.ko
+            .iter()
+            .map(|name| {
+                let dest = out.join(name);
+                std::fs::copy(self.ko_dir.join(name), &dest)
+                    .map_err(BuildError::io(format!("writing {}", dest.display())))?;
+                Ok(dest)
+            })
+            .collect()
+    }
+}
+
+/// Runs make in a container and brings the `.ko` files to the host.
+pub fn build_modules<E: ?Sized + BuildEngine>(
+    session: &Session<E>,
+    opts: &BuildOptions,
+    buildenv: &str,
+    release: &KernelRelease,
+    work: &Path,
+    progress: &mut dyn Progress,
+) -> Result<BuiltFiles, crate::Error> {
+    let engine = session.engine();
+    let context = work.join("build");
+    context::write(&context, opts.module_dir.path())?;
+    let export = engine.builder().is_buildkit();
+    let dockerfile = context.join("Dockerfile");
+    std::fs::write(
+        &dockerfile,
+        dockerfile::build(buildenv, session.id(), release.as_str(), export),
+    )
+    .map_err(BuildError::io("writing the Dockerfile"))?;
+
+    let out = work.join("out");
+    let output = if export {
+        BuildOutput::Directory(out.clone())
+    } else {
+        let tag = format!("dmb-build:{}", session.id());
+        session.track_image(&tag);
+        BuildOutput::Image(tag)
+    };
+    progress.step(&format!(
+        "building {} for {release} with {}",
+        opts.module_dir.path().display(),
+        engine.builder().describe()
+    ));
+    let mut records = Vec::new();
+    let done = engine.build(
+        &BuildRequest {
+            context: context.clone(),
+            dockerfile,
+            output: output.clone(),
+            network: opts.network,
+        },
+        &mut |line| {
+            if Record::find(line).is_some() {
+                records.push(line.to_string());
+            } else {
+                progress.log(line);
+            }
+        },
+    )?;
+    let markers = BuildMarkers::from_log(records.iter().map(String::as_str));
+    if !done.success() {
+        return Err(if let Some(code) = markers.make_failed {
+            BuildError::MakeFailed {
+                code,
+                errors: error_lines(&done.output_tail),
+            }
+        } else if markers.no_ko {
+            BuildError::NoModules
+        } else if let Some(name) = markers.duplicate {
+            BuildError::DuplicateModule { name }
+        } else {
+            BuildError::BuildFailed {
+                log: done.last_lines(LOG_LINES),
+            }
+        }
+        .into());
+    }
+
+    collect(session, &output, &out, markers.depmod)
+}
+
+/// The `.ko` files (and depmod's index) of a finished build, on the host
+/// in `out/ko` (`out/depmod`): exported there by BuildKit already, or
+/// copied out of the tagged image, which then goes.
+pub fn collect<E: ?Sized + BuildEngine>(
+    session: &Session<E>,
+    output: &BuildOutput,
+    out: &Path,
+    depmod: bool,
+) -> Result<BuiltFiles, crate::Error> {
+    let (ko_dir, depmod_dir) = (out.join("ko"), out.join("depmod"));
+    if let BuildOutput::Image(tag) = output {
+        for dir in [&ko_dir, &depmod_dir] {
+            std::fs::create_dir_all(dir)
+                .map_err(BuildError::io("creating a temporary directory"))?;
+        }
+        let image = session.scratch(tag)?;
+        image.copy_files_out("/dmb-out/ko", &ko_dir)?;
+        image.copy_files_out("/dmb-out/depmod", &depmod_dir)?;
+        drop(image);
+        session.engine().remove_image(tag)?;
+        session.forget_image(tag);
+    }
+    let mut ko: Vec<String> = std::fs::read_dir(&ko_dir)
+        .map_err(BuildError::io("reading the built modules"))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".ko"))
+        .collect();
+    ko.sort();
+    if ko.is_empty() {
+        return Err(BuildError::NoModules.into());
+    }
+    Ok(BuiltFiles {
+        ko_dir,
+        ko,
+        depmod_dir: depmod.then_some(depmod_dir),
+    })
+}

@@ -1,0 +1,235 @@
+//! `dmb build`: module sources in, `.ko` files and a MODULE_REF image out.
+//!
+//! The flow: resolve the images ([`refs`]) → the cached build environment
+//! ([`buildenv`]) → make in a container ([`make`]) → check what it built
+//! against the kernel → the MODULE_REF image ([`package`]).
+//!
+//! Three images are involved besides the two the user names:
+//! - `dmb-buildenv:<key>`, a cache: the builder image (completed with a
+//!   toolchain when it lacks one) plus the kernel's header trees. The key
+//!   hashes both images' IDs, so it never goes stale.
+//! - a per-build image (legacy builder only; BuildKit exports files
+//!   directly), removed as soon as the `.ko` files are out.
+//! - MODULE_REF, FROM scratch.
+//!
+//! Everything a run creates carries its session label, so that after a
+//! failure or Ctrl-C exactly that is removed.
+
+pub mod buildenv;
+mod context;
+pub mod dockerfile;
+pub mod layout;
+pub mod log;
+mod make;
+mod package;
+pub mod refs;
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::{BuildEngine, EngineError, Session};
+use crate::interrupt;
+use crate::kernel::KernelRelease;
+use crate::ko::{KoError, Module};
+use crate::progress::Progress;
+use crate::toolchain::ToolchainError;
+pub use buildenv::{buildenv_key, BUILDENV_REPOSITORY};
+pub use refs::{RefOptions, Refs};
+
+/// A directory of module sources with a Makefile: checked once, when made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleDir(PathBuf);
+
+impl ModuleDir {
+    pub fn new(dir: &Path) -> Result<Self, BuildError> {
+        if !dir.is_dir() {
+            return Err(BuildError::ModuleDirMissing {
+                path: dir.to_path_buf(),
+            });
+        }
+        let has_makefile = ["GNUmakefile", "makefile", "Makefile"]
+            .iter()
+            .any(|m| dir.join(m).is_file());
+        if !has_makefile {
+            return Err(BuildError::NoMakefile {
+                path: dir.to_path_buf(),
+            });
+        }
+        Ok(ModuleDir(dir.to_path_buf()))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub module_dir: ModuleDir,
+    pub refs: RefOptions,
+    pub module_ref: String,
+    pub output: Option<PathBuf>,
+    /// Whether make may reach the network (off by default: module builds are
+    /// hermetic; a toolchain install always may).
+    pub network: bool,
+    /// Check that the built modules will load into the kernel.
+    pub check: bool,
+}
+
+/// What a successful build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    pub release: KernelRelease,
+    pub module_ref: String,
+    pub image_id: String,
+    pub modules: Vec<Module>,
+    pub output_files: Vec<PathBuf>,
+    /// Whether the modules were checked against the kernel.
+    pub checked: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("module directory {} does not exist", path.display())]
+    ModuleDirMissing { path: PathBuf },
+    #[error("module directory {} has no Makefile", path.display())]
+    NoMakefile { path: PathBuf },
+    #[error("no builder image given")]
+    BuildRefNotGiven,
+    #[error("builder image `{reference}` is not in the engine")]
+    BuildRefNotFound { reference: String },
+    #[error("`{reference}` is not an image reference")]
+    InvalidReference { reference: String },
+    #[error("builder image `{reference}`: {source}")]
+    Toolchain {
+        reference: String,
+        #[source]
+        source: ToolchainError,
+    },
+    #[error("preparing the build environment from `{reference}` failed")]
+    BuildEnvFailed { reference: String, log: Vec<String> },
+    #[error("make failed (exit {code})")]
+    MakeFailed { code: i32, errors: Vec<String> },
+    #[error("make succeeded but left no .ko file under the module directory")]
+    NoModules,
+    #[error("two built modules are named {name}; module names must be unique")]
+    DuplicateModule { name: String },
+    #[error("built file {file} is not a usable kernel module: {source}")]
+    BadModule {
+        file: String,
+        #[source]
+        source: KoError,
+    },
+    #[error("the build failed")]
+    BuildFailed { log: Vec<String> },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} of the built modules will not load into {}", report.misfit_names().len(), report.kernel_release)]
+    WillNotLoad { report: crate::check::Report },
+}
+
+impl BuildError {
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+        let what = what.into();
+        move |source| BuildError::Io { what, source }
+    }
+}
+
+/// How many lines of a failed build's log an error keeps.
+const LOG_LINES: usize = 20;
+
+/// Runs a whole build; on any outcome, removes what it created.
+pub fn run<E: ?Sized + BuildEngine>(
+    engine: &E,
+    opts: &BuildOptions,
+    progress: &mut dyn Progress,
+) -> Result<BuildOutcome, crate::Error> {
+    let session = Session::new(engine);
+    let refs = Refs::resolve(&session, &opts.refs, progress)?;
+    let buildenv = buildenv::ensure(&session, &refs, progress)?;
+    stop_if_interrupted()?;
+
+    let release = buildenv::release(&session, &buildenv, &refs)?;
+    stop_if_interrupted()?;
+
+    let work = tempfile::tempdir().map_err(BuildError::io("creating a temporary directory"))?;
+    let built = make::build_modules(&session, opts, &buildenv, &release, work.path(), progress)?;
+    stop_if_interrupted()?;
+
+    let modules = built.read_modules()?;
+    if opts.check {
+        progress.step(&format!("checking that they will load into {release}"));
+        let facts = buildenv::facts(&session, &buildenv, &refs.kernel_ref, &release)?;
+        let report = crate::check::check(&facts, &modules, &[]);
+        if !report.all_fit() {
+            return Err(BuildError::WillNotLoad { report }.into());
+        }
+    }
+
+    progress.step(&format!(
+        "packaging {} as {}",
+        built.ko.join(" "),
+        opts.module_ref
+    ));
+    let provenance = layout::Provenance {
+        release: release.as_str(),
+        kernel_ref: &refs.kernel_ref,
+        kernel_id: &refs.kernel_id,
+        build_ref: &refs.build_ref,
+        build_id: &refs.build_id,
+    };
+    let image_id = package::package(
+        &session,
+        &opts.module_ref,
+        &provenance,
+        &modules,
+        &built,
+        work.path(),
+        progress,
+    )?;
+    let output_files = match &opts.output {
+        Some(out) => built.copy_to(out)?,
+        None => Vec::new(),
+    };
+    Ok(BuildOutcome {
+        release,
+        module_ref: opts.module_ref.clone(),
+        image_id,
+        modules,
+        output_files,
+        checked: opts.check,
+    })
+}
+
+fn stop_if_interrupted() -> Result<(), EngineError> {
+    if interrupt::requested() {
+        Err(EngineError::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// Image references go into `FROM` and `COPY --from` lines; anything that
+/// could start another instruction is refused before it gets there.
+fn check_reference(reference: &str) -> Result<(), BuildError> {
+    let ok = !reference.is_empty()
+        && reference.len() <= 512
+        && !reference.starts_with('-')
+        && reference
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@+".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(BuildError::InvalidReference {
+            reference: reference.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+//! Every shell script dmb runs in a container, as a file of its own next to
+//! this one (so that shellcheck reads them as scripts), and the one line
+//! protocol they speak.
+//!
+//! The scripts are fixed: their input is data (files, positional
+//! parameters), never code. What dmb reads back are *records*, lines of the
+//! form `@@dmb:VERB ARGS…`; every other line is plain text, which belongs to
+//! the last `@@dmb:section NAME` record when there is one. A record must
+//! start its line in a container's own output; in a build log (where
+//! BuildKit puts a step number and a time in front of each line) it may
+//! stand anywhere in the line. The prefix appears in no Dockerfile, so a
+//! build log that echoes instructions cannot fake one.
+
+use std::collections::BTreeMap;
+
+/// What every record starts with.
+pub const RECORD: &str = "@@dmb:";
+
+/// What the kernel and its VM say (`$1`: `all` or `loaded`); sections.
+pub const PROBE: &str = include_str!("probe.sh");
+/// The header trees of a build environment: `tree`, `has` records.
+pub const TREE_LISTING: &str = include_str!("tree_listing.sh");
+/// The tools and package manager of a builder image: `tool`, `pm` records.
+pub const TOOLCHAIN: &str = include_str!("toolchain.sh");
+/// `uname` in a build container, reporting the target release.
+pub const UNAME: &str = include_str!("uname.sh");
+/// make in a build container, and gathering the `.ko` files.
+pub const BUILD: &str = include_str!("build.sh");
+/// Inserts the modules of a loader's `/dmb` (`$1`: `once` or `boot`).
+pub const LOAD: &str = include_str!("load.sh");
+/// Removes the modules named as parameters.
+pub const UNLOAD: &str = include_str!("unload.sh");
+/// The kernel's log.
+pub const DMESG: &str = include_str!("dmesg.sh");
+/// A tar stream of the VM's files named as parameters.
+pub const VM_FILES: &str = include_str!("vm_files.sh");
+/// A tar stream of the VM's installed modules.
+pub const INSTALLED_MODULES: &str = include_str!("installed_modules.sh");
+
+/// One `@@dmb:VERB ARGS…` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub verb: &'a str,
+    /// Everything after the verb, trimmed.
+    pub args: &'a str,
+}
+
+impl<'a> Record<'a> {
+    /// A record that starts `line` (a container's own output).
+    pub fn parse(line: &'a str) -> Option<Self> {
+        Self::after_prefix(line.trim().strip_prefix(RECORD)?)
+    }
+
+    /// A record anywhere in `line` (a build log's line, prefixed by BuildKit).
+    pub fn find(line: &'a str) -> Option<Self> {
+        let at = line.find(RECORD)?;
+        Self::after_prefix(line[at + RECORD.len()..].trim())
+    }
+
+    fn after_prefix(rest: &'a str) -> Option<Self> {
+        let (verb, args) = rest.split_once(' ').unwrap_or((rest, ""));
+        (!verb.is_empty()).then(|| Record {
+            verb,
+            args: args.trim(),
+        })
+    }
+
+    /// The `i`-th whitespace-separated argument, or "".
+    pub fn arg(&self, i: usize) -> &'a str {
+        self.args.split_whitespace().nth(i).unwrap_or("")
+    }
+
+    /// The first argument and the rest of the line after it (a message).
+    pub fn first_and_rest(&self) -> (&'a str, &'a str) {
+        let (first, rest) = self.args.split_once(' ').unwrap_or((self.args, ""));
+        (first, rest.trim())
+    }
+}
+
+/// The records of a container's output, in order.
+pub fn records(output: &str) -> impl Iterator<Item = Record<'_>> {
+    output.lines().filter_map(Record::parse)
+}
+
+/// The text of each `@@dmb:section NAME` of an output, by name; lines
+/// before the first section belong to none.
+pub fn sections(output: &str) -> BTreeMap<String, String> {
+    let mut sections: BTreeMap<String, String> = BTreeMap::new();
+    let mut current: Option<&mut String> = None;
+    for line in output.lines() {
+        match Record::parse(line) {
+            Some(r) if r.verb == "section" => {
+                current = Some(sections.entry(r.args.to_string()).or_default());
+            }
+            _ => {
+                if let Some(text) = current.as_deref_mut() {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+    }
+    sections
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_start_a_line_in_output_and_stand_anywhere_in_logs() {
+        assert_eq!(
+            Record::parse("@@dmb:failed dmb_second insmod: can't insert: No such device"),
+            Some(Record {
+                verb: "failed",
+                args: "dmb_second insmod: can't insert: No such device"
+            })
+        );
+        let r = Record::parse(" @@dmb:failed m  words  here ").unwrap();
+        assert_eq!(r.first_and_rest(), ("m", "words  here"));
+        assert_eq!(Record::parse("@@dmb:done").unwrap().args, "");
+        assert_eq!(Record::parse("text @@dmb:ko x.ko"), None);
+        assert_eq!(Record::parse("@@dmb:"), None);
+        let log = Record::find("#9 3.217 @@dmb:make-failed 2").unwrap();
+        assert_eq!((log.verb, log.arg(0)), ("make-failed", "2"));
+        assert_eq!(log.arg(5), "");
+    }
+
+    #[test]
+    fn sections_split() {
+        let s = sections("noise\n@@dmb:section release\n6.1.0-56-amd64\n@@dmb:section loaded\nsctp\noverlay\n@@dmb:section config:/boot/config-6.1.0-56-amd64\nCONFIG_SMP=y\n@@dmb:section empty\n");
+        assert_eq!(s["release"], "6.1.0-56-amd64\n");
+        assert_eq!(s["loaded"], "sctp\noverlay\n");
+        assert_eq!(s["config:/boot/config-6.1.0-56-amd64"], "CONFIG_SMP=y\n");
+        assert_eq!(s["empty"], "");
+        assert_eq!(s.len(), 4);
+    }
+
+    #[test]
+    fn every_script_is_a_shell_script_that_speaks_the_protocol() {
+        for script in [
+            PROBE,
+            TREE_LISTING,
+            TOOLCHAIN,
+            UNAME,
+            BUILD,
+            LOAD,
+            UNLOAD,
+            DMESG,
+            VM_FILES,
+            INSTALLED_MODULES,
+        ] {
+            assert!(script.starts_with("#!/bin/sh\n"), "{script}");
+            // Only the one dialect: no record prefix other than RECORD.
+            assert!(!script.contains("@@dmb-"), "{script}");
+        }
+    }
+}
