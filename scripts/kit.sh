@@ -46,7 +46,14 @@ SUITE=bookworm
 ARCH=amd64
 BUILD_REF="dmb-kit/builder:${SUITE}"
 KERNEL_REPO="dmb-kit/kernel"
-BUILDER_INCLUDE="gcc-12,gcc,make,libc6-dev,bc,flex,bison,libelf-dev,libssl-dev,kmod,xz-utils,perl"
+# What out-of-tree builds need, plus what building in the kernel's own tree
+# needs for Debian's config (pahole for BTF, python3 for libbpf's headers),
+# and dmsetup for driving device-mapper from a container.
+BUILDER_INCLUDE="gcc-12,gcc,make,libc6-dev,bc,flex,bison,libelf-dev,libssl-dev,kmod,xz-utils,perl,dwarves,python3,dmsetup"
+BUILDER_PACKAGES_ID="$(printf '%s' "$BUILDER_INCLUDE" | sha256sum | cut -c1-12)"
+# Bump when what goes into a kit kernel image changes (2: Kconfig and kbuild
+# files in kernel-dev.tar).
+KERNEL_RECIPE=2
 CONTAINER_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -55,7 +62,7 @@ CACHE="${DMB_KIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dmb-kit}"
 read -r -a DOCKER <<<"${DMB_DOCKER:-docker}"
 [[ ${#DOCKER[@]} -gt 0 ]] || DOCKER=(docker)
 
-ROOTFS_TAR="$CACHE/builder-${SUITE}-rootfs.tar.zst"
+ROOTFS_TAR="$CACHE/builder-${SUITE}-${BUILDER_PACKAGES_ID}-rootfs.tar.zst"
 KIT_ENV="$CACHE/kit.env"
 DEB_DIR="$CACHE/debs"
 
@@ -70,10 +77,14 @@ trap 'exit 143' TERM
 docker_label() {  # image label -> value, or fail if the image is absent
     "${DOCKER[@]}" image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null
 }
-have_builder_image() { [[ "$(docker_label "$BUILD_REF" dmb.kit || true)" == builder ]]; }
+have_builder_image() {
+    [[ "$(docker_label "$BUILD_REF" dmb.kit || true)" == builder ]] &&
+        [[ "$(docker_label "$BUILD_REF" dmb.kit.packages || true)" == "$BUILDER_PACKAGES_ID" ]]
+}
 have_kernel_image() {  # $1=KVER $2=Debian version (optional)
     local ref="$KERNEL_REPO:$1"
     [[ "$(docker_label "$ref" dmb.kit || true)" == kernel ]] || return 1
+    [[ "$(docker_label "$ref" dmb.kit.recipe || true)" == "$KERNEL_RECIPE" ]] || return 1
     [[ -z ${2:-} || "$(docker_label "$ref" dmb.kit.debian-version || true)" == "$2" ]]
 }
 
@@ -142,6 +153,7 @@ ensure_builder() {
         --change "ENV PATH=$CONTAINER_PATH" \
         --change 'LABEL dmb.kit=builder' \
         --change "LABEL dmb.kit.suite=$SUITE" \
+        --change "LABEL dmb.kit.packages=$BUILDER_PACKAGES_ID" \
         --message "dmb kit builder ($SUITE minbase)" \
         - "$BUILD_REF" >&2
     have_builder_image || die "import of $BUILD_REF did not produce a labelled image"
@@ -283,7 +295,7 @@ unpack_debs() {
 }
 
 # ------------------------------------------------------------- kernel image
-kernel_image_tar() { printf '%s\n' "$CACHE/kernel-image_${KVER}_${DEBVER//:/%3a}.tar"; }
+kernel_image_tar() { printf '%s\n' "$CACHE/kernel-image_${KVER}_${DEBVER//:/%3a}_r$KERNEL_RECIPE.tar"; }
 
 # pack_kernel_dev X DEST KVER ABI SERIES: DEST/kernel-dev.tar from the
 # linux-headers-<ABI>-{amd64,common} and linux-kbuild-<SERIES> debs unpacked
@@ -302,6 +314,30 @@ pack_kernel_dev() {
     tar -C "$x" --sort=name --owner=0 --group=0 --numeric-owner -cf "$dest/kernel-dev.tar" "${dev_dirs[@]}"
     python3 "$KIT_TAR_PY" check "$dest/kernel-dev.tar" "${dev_dirs[@]/%//}" \
         || die "kernel-dev.tar has symlinks that do not resolve inside it"
+}
+
+# add_kbuild_files HEADERS SOURCE_DEB STAGE: copies the source's Kconfig*,
+# Makefile and Kbuild files into the header tree HEADERS where it has none
+# (LinuxKit's kernel-dev.tar carries them all; Debian's headers do not).
+# The top-level Makefile and Kbuild, scripts/ (a link into linux-kbuild) and
+# what no build reads stay as they are.
+add_kbuild_files() {
+    local headers=$1 deb=$2 meta="$3/kbuild-files" f n=0
+    mkdir -p "$meta"
+    dpkg-deb --fsys-tarfile "$deb" \
+        | tar -xO --wildcards '*usr/src/linux-source-*.tar.xz' \
+        | xz -dc -T0 \
+        | tar -x -C "$meta" --strip-components=1 --wildcards '*Kconfig*' '*/Makefile' '*/Kbuild'
+    while IFS= read -r f; do
+        [[ -e $headers/$f ]] && continue
+        mkdir -p "$headers/$(dirname "$f")"
+        cp "$meta/$f" "$headers/$f"
+        n=$((n + 1))
+    done < <(cd "$meta" && find . -type f ! -path ./Makefile ! -path ./Kbuild \
+        ! -path './scripts/*' ! -path './tools/*' ! -path './Documentation/*' \
+        ! -path './samples/*' -printf '%P\n')
+    rm -rf "$meta"
+    log "kernel-dev.tar: $n Kconfig and kbuild files from the source"
 }
 
 assemble_kernel_image() {
@@ -339,7 +375,9 @@ assemble_kernel_image() {
     [[ -s $m/lib/modules/$KVER/modules.dep ]] || die "depmod produced no modules.dep"
     tar -C "$m" --sort=name --owner=0 --group=0 --numeric-owner -cf "$out/kernel.tar" lib
 
-    # kernel-dev.tar: the headers dir plus everything it links into.
+    # kernel-dev.tar: the headers dir plus everything it links into, and,
+    # as LinuxKit's has, every Kconfig and kbuild Makefile of the source.
+    add_kbuild_files "$x/usr/src/linux-headers-$KVER" "$(deb_path "linux-source-$SERIES")" "$stage"
     pack_kernel_dev "$x" "$out" "$KVER" "$ABI" "$SERIES"
 
     # linux.tar.xz: linux-source-$SERIES.tar.xz re-rooted at linux/ (streamed).
@@ -377,6 +415,7 @@ import_kernel_image() {
         --change 'LABEL dmb.kit=kernel' \
         --change "LABEL dmb.kit.kver=$kver" \
         --change "LABEL dmb.kit.debian-version=$debver" \
+        --change "LABEL dmb.kit.recipe=$KERNEL_RECIPE" \
         --message "dmb kit kernel $kver (Debian $debver)$note" \
         "$img" "$ref" >&2
     have_kernel_image "$kver" "$debver" || die "import of $ref did not produce a labelled image"

@@ -10,6 +10,7 @@ use crate::kernel::{FactsError, KernelImageError};
 use crate::load::plan::PlanError;
 use crate::load::unload::UnloadError;
 use crate::load::LoadError;
+use crate::module_build::in_tree::InTreeError;
 use crate::module_build::BuildError;
 use crate::module_files::SourceError;
 
@@ -41,6 +42,12 @@ pub const INSERT_FAILED: i32 = 61;
 pub const NOT_LOADED: i32 = 62;
 pub const IN_USE: i32 = 63;
 pub const REMOVE_FAILED: i32 = 64;
+pub const IN_TREE_UNKNOWN: i32 = 70;
+pub const IN_TREE_NOT_A_MODULE: i32 = 71;
+pub const IN_TREE_CHANGES_KERNEL: i32 = 72;
+pub const IN_TREE_TOOLS: i32 = 73;
+pub const IN_TREE_TREE_FAILED: i32 = 74;
+pub const IN_TREE_DEPENDENCY: i32 = 75;
 pub const INTERRUPTED: i32 = 130;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +67,8 @@ pub enum Error {
     #[error(transparent)]
     Build(#[from] BuildError),
     #[error(transparent)]
+    InTree(#[from] InTreeError),
+    #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -76,12 +85,30 @@ impl Error {
     pub fn code(&self) -> i32 {
         use BuildError as B;
         use EngineError as En;
+        use InTreeError as T;
         use KernelImageError as K;
         use LoadError as L;
         use SourceError as S;
         use UnloadError as U;
         match self {
             Error::Usage(_) => USAGE,
+            Error::InTree(T::UnknownName { .. }) => IN_TREE_UNKNOWN,
+            Error::InTree(
+                T::NotAModule { .. }
+                | T::NeedsBuiltIn { .. }
+                | T::Unsatisfiable { .. }
+                | T::UnknownDependency { .. }
+                | T::BuildsNoModule { .. }
+                | T::AlreadyBuiltIn { .. },
+            ) => IN_TREE_NOT_A_MODULE,
+            Error::InTree(T::ConfigChanges { .. } | T::KernelChanges { .. }) => {
+                IN_TREE_CHANGES_KERNEL
+            }
+            Error::InTree(T::LacksTools { .. }) => IN_TREE_TOOLS,
+            Error::InTree(
+                T::KconfigFailed { .. } | T::PrepareFailed { .. } | T::CrcsFailed { .. },
+            ) => IN_TREE_TREE_FAILED,
+            Error::InTree(T::MissingDependency { .. }) => IN_TREE_DEPENDENCY,
             Error::Engine(En::CliNotFound { .. } | En::Unreachable { .. }) => ENGINE_UNREACHABLE,
             Error::Engine(En::NoBuildKit) => NO_BUILDKIT,
             Error::Engine(En::Interrupted) => INTERRUPTED,
@@ -130,11 +157,39 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         use BuildError as B;
         use EngineError as En;
+        use InTreeError as T;
         use KernelImageError as K;
         use LoadError as L;
         use SourceError as S;
         use UnloadError as U;
         Some(match self {
+            Error::InTree(T::UnknownName { .. }) => {
+                "give a module name (`sctp`, `dm-crypt`) or a Kconfig option (`CONFIG_IP_SCTP`) of this kernel".into()
+            }
+            Error::InTree(T::NotAModule { .. } | T::NeedsBuiltIn { .. } | T::Unsatisfiable { .. }) => {
+                "a module can only join a kernel that was built with the options it needs; this one needs a kernel built otherwise".into()
+            }
+            Error::InTree(T::AlreadyBuiltIn { .. }) => {
+                "the kernel has it already; nothing to build".into()
+            }
+            Error::InTree(T::BuildsNoModule { .. }) => {
+                "`dmb detect NAME` says which modules the kernel has; name a module (`obj-m` of the option's Makefile)".into()
+            }
+            Error::InTree(T::ConfigChanges { changes }) if changes.iter().any(|c| c.symbol.contains("BTF") || c.symbol.contains("PAHOLE")) => {
+                "the builder's pahole (dwarves) is missing or older than the kernel's: BTF options are decided by it; use a builder with the kernel's pahole".into()
+            }
+            Error::InTree(T::ConfigChanges { .. }) => {
+                "use the builder that built the kernel (its compiler decides some options), or choose options that need nothing built in".into()
+            }
+            Error::InTree(T::KernelChanges { .. }) => {
+                "such a module would load and then corrupt the kernel's memory; only a kernel built with these options can have it".into()
+            }
+            Error::InTree(T::LacksTools { .. }) => {
+                "use a builder image with these tools, or one with apk, apt-get or dnf so dmb can install them".into()
+            }
+            Error::InTree(T::KconfigFailed { .. } | T::PrepareFailed { .. }) => {
+                "the log above says which tool or file the kernel's build wanted; `dmb build -v` shows every engine command".into()
+            }
             Error::Engine(En::CliNotFound { .. }) => {
                 "install the docker CLI, or point DMB_DOCKER at it".into()
             }
@@ -235,6 +290,17 @@ impl Error {
                 BuildError::BuildEnvFailed { log, .. } | BuildError::BuildFailed { log },
             ) => indented("dmb: the last lines of the build log:", log),
             Error::Build(BuildError::WillNotLoad { report }) => report.misfit_lines(),
+            Error::InTree(
+                InTreeError::KconfigFailed { log, .. } | InTreeError::PrepareFailed { log },
+            ) => indented("dmb: the last lines of its log:", log),
+            Error::InTree(InTreeError::KernelChanges { differences, .. }) => {
+                let mut lines: Vec<String> =
+                    differences.iter().take(30).map(|d| d.describe()).collect();
+                if differences.len() > 30 {
+                    lines.push(format!("… and {} more", differences.len() - 30));
+                }
+                indented("dmb: symbols whose CRC the new options change:", &lines)
+            }
             Error::Load(LoadError::WillNotLoad { report }) => {
                 let mut lines = report.misfit_lines();
                 lines.push("dmb: nothing was loaded".into());

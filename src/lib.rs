@@ -2,9 +2,10 @@
 //! check that they will load, package them as images, and load them.
 //!
 //! The library is split the way data flows (`docs/architecture.md`):
-//! [`detect`] finds the running kernel, [`kernel`] knows kernels and the
-//! LinuxKit kernel-image layout, [`toolchain`] the compilers and builder
-//! images, [`module_build`] plans and runs the container build, [`ko`]
+//! [`detect`] finds the running kernel, [`kernel`] knows kernels, their
+//! Kconfig and kbuild files and the LinuxKit kernel-image layout, [`toolchain`] the compilers and builder
+//! images, [`module_build`] plans and runs the container build (of a
+//! module directory, or in-tree from the kernel's own source), [`ko`]
 //! reads built modules, [`module_files`] finds the modules a command is
 //! given, [`check`] says whether they will load, [`load`] loads and unloads
 //! them. [`engine`] is the only place that talks to Docker, [`scripts`]

@@ -76,6 +76,16 @@ pub struct GivenModules {
     /// Module files beside given files that were not given themselves
     /// (unreadable ones left out): a load may take its dependencies there.
     pub beside: Vec<ModuleFile>,
+    /// Modules an image holds only because the others need them (label
+    /// `dmb.dependencies`): a load takes them when the kernel lacks them.
+    pub dependencies: Vec<ModuleFile>,
+}
+
+impl GivenModules {
+    /// Every module the arguments hold (for inspecting and checking).
+    pub fn all(self) -> impl Iterator<Item = ModuleFile> {
+        self.modules.into_iter().chain(self.dependencies)
+    }
 }
 
 /// Reads the modules `args` name. Images are copied out of the engine into
@@ -129,16 +139,31 @@ pub fn read<E: ?Sized + Base>(
                 std::fs::create_dir_all(&dir).map_err(io(&dir))?;
                 let files = files_of_image(session, &reference, &dir)?;
                 let modules = read_files(&files, Some(&dir))?;
-                given
-                    .modules
-                    .extend(files.into_iter().zip(modules).map(|(path, mut module)| {
-                        module.file_name = format!("{reference}:/{}", module.file_name);
-                        ModuleFile {
-                            module,
-                            path,
-                            source: format!("image {reference}"),
-                        }
-                    }));
+                // Modules the image holds only because the others need
+                // them serve as dependencies, like files beside a file.
+                let (_, dependencies) = session.engine().image_tags_and_label(
+                    &reference,
+                    crate::module_build::layout::label::DEPENDENCIES,
+                )?;
+                let dependencies: Vec<String> = dependencies
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|d| !d.is_empty())
+                    .map(crate::ko::module_name)
+                    .collect();
+                for (path, mut module) in files.into_iter().zip(modules) {
+                    module.file_name = format!("{reference}:/{}", module.file_name);
+                    let file = ModuleFile {
+                        module,
+                        path,
+                        source: format!("image {reference}"),
+                    };
+                    if dependencies.contains(&file.module.name) {
+                        given.dependencies.push(file);
+                    } else {
+                        given.modules.push(file);
+                    }
+                }
             }
         }
     }

@@ -21,24 +21,6 @@ use std::time::{Duration, Instant};
 
 const LOAD: Duration = Duration::from_secs(5 * 60);
 
-/// `dmb` against the VM's engine, reading the VM's files (the default;
-/// the tests' `DMB_NO_VM_FILES` is for this machine's engine only), with
-/// the kernel image found through the VM's /etc/linuxkit.yml.
-fn dmb_vm(host: &str, args: &[&str]) -> Command {
-    assert!(
-        host.starts_with("tcp://127.0.0.1:"),
-        "only the sim's engine: {host}"
-    );
-    let mut cmd = dmb(LEGACY);
-    cmd.env("DOCKER_HOST", host)
-        .env("DMB_PROBE_IMAGE", BUSYBOX)
-        .env_remove("DOCKER_CONTEXT")
-        .env_remove("DMB_NO_VM_FILES")
-        .env_remove("KERNEL_REF")
-        .args(args);
-    cmd
-}
-
 fn dmb_vm_run(host: &str, args: &[&str]) -> Output {
     run(dmb_vm(host, args), LOAD, &format!("dmb {}", args.join(" ")))
 }
@@ -336,9 +318,7 @@ fn modules_load_in_order_persist_across_restarts_and_unload() {
     // --persist, from an image (MODULE_REF in the VM's engine) and a file;
     // a restart brings them back with no dmb command.
     let image = images[1].name();
-    let saved = out.path().join("pair.tar");
-    docker_ok(&["save", "-o", saved.to_str().unwrap(), image]);
-    vm_docker_ok(&host, &["load", "-i", saved.to_str().unwrap()], 2 * MIN);
+    image_to_vm(&host, image, out.path());
     dmb_vm_ok(&host, &["load", "--persist", image, &path(&hello)]);
     let persistent = loaders(&host);
     assert_eq!(persistent.len(), 1, "{persistent:?}");

@@ -7,6 +7,7 @@ use super::detect::ProbeArgs;
 use super::output::Terminal;
 use super::{connect, Cli, Outcome};
 use crate::engine::BuilderPreference;
+use crate::module_build::in_tree::{self, InTreeOptions};
 use crate::module_build::{self, BuildOptions, BuildOutcome, ModuleDir, RefOptions};
 
 #[derive(Debug, clap::Args)]
@@ -14,6 +15,12 @@ pub struct BuildArgs {
     /// Directory with the module's Makefile and sources.
     #[arg(default_value = "module")]
     pub module_dir: PathBuf,
+
+    /// Build modules of the kernel's own source instead: module names
+    /// (`sctp`, `dm-crypt`) or Kconfig options (`CONFIG_IP_SCTP`), with every
+    /// module they need that the kernel lacks.
+    #[arg(long, value_name = "NAME", num_args = 1.., conflicts_with = "module_dir")]
+    pub in_tree: Vec<String>,
 
     /// Toolchain image; its compiler must be the one that built the kernel.
     #[arg(long, env = "BUILD_REF")]
@@ -83,18 +90,30 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
         detect: Some(args.probe.options()),
     };
     let mut terminal = Terminal { quiet: args.quiet };
-    // What needs no engine is checked before connecting to one.
-    let module_dir = ModuleDir::new(&args.module_dir)?;
-    let engine = connect(cli, args.builder.into())?;
-    let opts = BuildOptions {
-        module_dir,
-        refs,
-        module_ref: args.module_ref.clone(),
-        output: args.output.clone(),
-        network: args.network,
-        check: !args.no_check,
+    let outcome = if args.in_tree.is_empty() {
+        // What needs no engine is checked before connecting to one.
+        let module_dir = ModuleDir::new(&args.module_dir)?;
+        let engine = connect(cli, args.builder.into())?;
+        let opts = BuildOptions {
+            module_dir,
+            refs,
+            module_ref: args.module_ref.clone(),
+            output: args.output.clone(),
+            network: args.network,
+            check: !args.no_check,
+        };
+        module_build::run(&engine, &opts, &mut terminal)?
+    } else {
+        let engine = connect(cli, args.builder.into())?;
+        let opts = InTreeOptions {
+            names: args.in_tree.clone(),
+            refs,
+            module_ref: args.module_ref.clone(),
+            output: args.output.clone(),
+            check: !args.no_check,
+        };
+        in_tree::run(&engine, &opts, &mut terminal)?
     };
-    let outcome = module_build::run(&engine, &opts, &mut terminal)?;
     print_outcome(&outcome);
     Ok(0)
 }
@@ -129,4 +148,7 @@ fn print_outcome(outcome: &BuildOutcome) {
             ""
         }
     );
+    for n in &outcome.notes {
+        eprintln!("dmb: note: {n}");
+    }
 }

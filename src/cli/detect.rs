@@ -6,6 +6,7 @@ use super::output::print_result;
 use super::{connect, Cli, Outcome};
 use crate::detect::{self, DetectOptions, Detection};
 use crate::engine::{BuilderPreference, Session};
+use crate::module_build::in_tree;
 
 #[derive(Debug, clap::Args, Clone)]
 pub struct ProbeArgs {
@@ -43,8 +44,21 @@ pub struct DetectArgs {
 
 pub fn run(cli: &Cli, args: &DetectArgs) -> Outcome {
     let engine = connect(cli, BuilderPreference::Legacy)?;
-    let t = detect::detect(&Session::new(&engine), &args.probe.options())?;
+    let session = Session::new(&engine);
+    let t = detect::detect(&session, &args.probe.options())?;
     print_result(args.json, &t, write_human);
+    // What is not loaded or built in: could it be built from the source?
+    let absent: Vec<String> = args
+        .modules
+        .iter()
+        .filter(|m| !matches!(t.modules.status_of(m), Some("loaded" | "built in")))
+        .cloned()
+        .collect();
+    let buildable = if absent.is_empty() {
+        Ok(Vec::new())
+    } else {
+        in_tree::can_build(&session, &t, &absent)
+    };
     let mut out = std::io::stdout().lock();
     for m in &args.modules {
         let status = match t.modules.status_of(m) {
@@ -55,6 +69,16 @@ pub fn run(cli: &Cli, args: &DetectArgs) -> Outcome {
             }
         };
         let _ = writeln!(out, "module {m}: {status}");
+        if let Some(at) = absent.iter().position(|a| a == m) {
+            let verdict = match &buildable {
+                Ok(v) => match &v[at] {
+                    Ok(yes) => yes.clone(),
+                    Err(no) => format!("no: {no}"),
+                },
+                Err(why) => format!("cannot tell: {why}"),
+            };
+            let _ = writeln!(out, "module {m}: can be built in-tree: {verdict}");
+        }
     }
     Ok(0)
 }

@@ -79,7 +79,7 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Outcome {
     let given = with_engine(cli, any_image(&args.files), |session, scratch| {
         module_files::read(&args.files, session, scratch)
     })?;
-    let modules: Vec<Module> = given.modules.into_iter().map(|m| m.module).collect();
+    let modules: Vec<Module> = given.all().map(|m| m.module).collect();
     let all: Vec<_> = modules.iter().map(Module::inspection).collect();
     print_result(args.json, &all, |out, _| {
         modules.iter().try_for_each(|m| write_inspection(out, m))
@@ -186,7 +186,7 @@ pub fn check(cli: &Cli, args: &CheckArgs) -> Outcome {
             check::check(&facts, others, &[])
         } else {
             let given = module_files::read(&args.modules, session, scratch)?;
-            let set: Vec<Module> = given.modules.into_iter().map(|m| m.module).collect();
+            let set: Vec<Module> = given.all().map(|m| m.module).collect();
             check::check(&facts, &set, others)
         })
     })?;

@@ -77,6 +77,10 @@ pub struct Detection {
     /// What is loaded, and which build of each.
     #[serde(skip)]
     pub loaded: LoadedModules,
+    /// Other names of the modules on disk and built in (`crc32c` →
+    /// `crc32c_generic`), from `modules.alias` and `modules.builtin.modinfo`.
+    #[serde(skip)]
+    pub aliases: BTreeMap<String, Vec<String>>,
     pub notes: Vec<String>,
     #[serde(skip)]
     pub config: KernelConfig,
@@ -219,11 +223,40 @@ pub fn detect<E: ?Sized + Base>(
         },
         vm_files,
         loaded,
+        aliases: aliases(
+            sections.get("aliases").map_or("", |s| s),
+            sections.get("builtin_aliases").map_or("", |s| s),
+        ),
         notes,
         config,
         proc_version,
         release,
     })
+}
+
+/// `alias NAME MODULE` lines of `modules.alias`, and `MODULE.alias=NAME`
+/// lines of `modules.builtin.modinfo`: alias → modules.
+fn aliases(on_disk: &str, builtin: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let pairs = on_disk
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some("alias")).then_some(())?;
+            Some((f.next()?.to_string(), f.next()?.to_string()))
+        })
+        .chain(builtin.lines().filter_map(|l| {
+            let (module, alias) = l.trim().split_once(".alias=")?;
+            Some((alias.to_string(), module.to_string()))
+        }));
+    for (alias, module) in pairs {
+        let entry = out.entry(crate::ko::module_name(&alias)).or_default();
+        let module = crate::ko::module_name(&module);
+        if !entry.contains(&module) {
+            entry.push(module);
+        }
+    }
+    out
 }
 
 fn on_disk_paths(listing: &str) -> BTreeMap<String, String> {
@@ -243,6 +276,16 @@ fn on_disk_paths(listing: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aliases_of_modules_on_disk_and_built_in() {
+        let a = aliases(
+            "alias crypto-crc32c crc32c_generic\nalias crc32c crc32c_generic\nalias crc32c crc32c-intel\n",
+            "crc32c_generic.alias=crc32c\n",
+        );
+        assert_eq!(a["crc32c"], ["crc32c_generic", "crc32c_intel"]);
+        assert_eq!(a["crypto_crc32c"], ["crc32c_generic"]);
+    }
 
     #[test]
     fn module_status() {

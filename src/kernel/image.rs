@@ -8,6 +8,7 @@ use std::io::Read;
 use crate::tarball::append_file;
 
 use super::facts::{KernelFacts, FACT_FILES};
+use super::source::SourceFiles;
 use super::{select_tree, HeaderTree, KernelImageError, KernelRelease, KERNEL_DEV_TAR};
 use crate::engine::{Base, Session};
 
@@ -26,35 +27,33 @@ impl FactFiles {
     /// Reads a `kernel-dev.tar` stream, keeping the fact files of every
     /// `usr/src/linux-headers-<release>/` tree.
     pub fn read(stream: impl Read) -> Result<Self, String> {
-        let mut out = FactFiles::default();
-        let mut archive = tar::Archive::new(stream);
-        for entry in archive.entries().map_err(|e| e.to_string())? {
-            let mut entry = entry.map_err(|e| e.to_string())?;
-            let path = entry
-                .path()
-                .map_err(|e| e.to_string())?
-                .to_string_lossy()
-                .into_owned();
-            let path = path.trim_start_matches("./");
-            let Some(rest) = path.strip_prefix("usr/src/linux-headers-") else {
-                continue;
-            };
-            let (release, file) = rest.split_once('/').unwrap_or((rest, ""));
-            let present = out.present.entry(release.to_string()).or_default();
-            if super::TREE_FILES.contains(&file) {
-                present.insert(file.to_string());
-            }
-            let files = out.trees.entry(release.to_string()).or_default();
-            if FACT_FILES.contains(&file) && entry.header().entry_type().is_file() {
-                let mut data = Vec::new();
-                (&mut entry)
-                    .take(MAX_FACT_FILE)
-                    .read_to_end(&mut data)
-                    .map_err(|e| e.to_string())?;
-                files.insert(file.to_string(), data);
-            }
+        Ok(read_kernel_dev(stream)?.0)
+    }
+
+    /// One entry of a `kernel-dev.tar`: `release` is the header tree it is
+    /// in, `file` its path there. Returns whether it read the contents.
+    fn take(
+        &mut self,
+        release: &str,
+        file: &str,
+        is_file: bool,
+        contents: &mut dyn Read,
+    ) -> Result<bool, String> {
+        let present = self.present.entry(release.to_string()).or_default();
+        if super::TREE_FILES.contains(&file) {
+            present.insert(file.to_string());
         }
-        Ok(out)
+        let files = self.trees.entry(release.to_string()).or_default();
+        if !(FACT_FILES.contains(&file) && is_file) {
+            return Ok(false);
+        }
+        let mut data = Vec::new();
+        contents
+            .take(MAX_FACT_FILE)
+            .read_to_end(&mut data)
+            .map_err(|e| e.to_string())?;
+        files.insert(file.to_string(), data);
+        Ok(true)
     }
 
     /// The fact files as a small tar (`<release>/<file>`, and
@@ -115,6 +114,67 @@ impl FactFiles {
     }
 }
 
+/// Reads a `kernel-dev.tar` stream once for both things dmb wants of it:
+/// the fact files of each header tree, and the Kconfig and kbuild files
+/// LinuxKit puts there (none in Debian's headers).
+pub fn read_kernel_dev(stream: impl Read) -> Result<(FactFiles, SourceFiles), String> {
+    let mut facts = FactFiles::default();
+    let mut sources = super::source::HeaderSources::default();
+    let mut archive = tar::Archive::new(stream);
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let path = entry
+            .path()
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .into_owned();
+        let Some(rest) = path
+            .trim_start_matches("./")
+            .strip_prefix("usr/src/linux-headers-")
+        else {
+            continue;
+        };
+        let (release, file) = rest.split_once('/').unwrap_or((rest, ""));
+        let is_file = entry.header().entry_type().is_file();
+        if !facts.take(release, file, is_file, &mut entry)? && is_file {
+            sources.take(release, file, &mut entry)?;
+        }
+    }
+    Ok((facts, sources.finish()))
+}
+
+/// Streams `kernel-dev.tar` out of kernel image `reference`, and keeps
+/// what it read in both caches.
+pub(crate) fn stream_kernel_dev<E: ?Sized + Base>(
+    session: &Session<E>,
+    reference: &str,
+    image_id: &str,
+) -> Result<(FactFiles, SourceFiles), crate::Error> {
+    let mut read = None;
+    let found = session
+        .scratch(reference)?
+        .read_file(KERNEL_DEV_TAR, &mut |r| {
+            read = Some(read_kernel_dev(r)?);
+            Ok(())
+        })?;
+    if !found {
+        return Err(KernelImageError::MissingFile {
+            reference: reference.to_string(),
+            file: KERNEL_DEV_TAR.to_string(),
+        }
+        .into());
+    }
+    let (facts, sources) = read.unwrap_or_default();
+    if let (Some(path), Ok(bytes)) = (
+        crate::cache::file_for_image("kernel-facts", image_id),
+        facts.to_tar(),
+    ) {
+        crate::cache::store(&path, &bytes);
+    }
+    sources.store(image_id);
+    Ok((facts, sources))
+}
+
 /// The facts of the kernel in `reference` (its only release, or `kver`).
 /// The fact files come from the cache when this image was read before,
 /// else from its `kernel-dev.tar`, streamed out of the engine.
@@ -135,13 +195,7 @@ pub fn facts_from_image<E: ?Sized + Base>(
         .filter(|f| !f.present.is_empty());
     let files = match from_cache {
         Some(files) => files,
-        None => {
-            let files = stream_fact_files(session, reference)?;
-            if let (Some(path), Ok(bytes)) = (&cached, files.to_tar()) {
-                crate::cache::store(path, &bytes);
-            }
-            files
-        }
+        None => stream_kernel_dev(session, reference, &image_id)?.0,
     };
     let release = select_tree(reference, &files.header_trees(), kver)?;
     Ok(facts_of_tree(
@@ -163,27 +217,6 @@ pub fn facts_of_tree(
         release: release.to_string(),
         source,
     })
-}
-
-fn stream_fact_files<E: ?Sized + Base>(
-    session: &Session<E>,
-    reference: &str,
-) -> Result<FactFiles, crate::Error> {
-    let mut files = None;
-    let found = session
-        .scratch(reference)?
-        .read_file(KERNEL_DEV_TAR, &mut |r| {
-            files = Some(FactFiles::read(r)?);
-            Ok(())
-        })?;
-    if !found {
-        return Err(KernelImageError::MissingFile {
-            reference: reference.to_string(),
-            file: KERNEL_DEV_TAR.to_string(),
-        }
-        .into());
-    }
-    Ok(files.unwrap_or_default())
 }
 
 #[cfg(test)]

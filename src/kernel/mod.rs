@@ -11,7 +11,10 @@
 pub mod config;
 pub mod facts;
 pub mod image;
+pub mod kbuild;
+pub mod kconfig;
 pub mod release;
+pub mod source;
 pub mod symvers;
 
 use std::collections::BTreeSet;

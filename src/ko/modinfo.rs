@@ -67,6 +67,30 @@ impl ModInfo {
             .unwrap_or_default()
     }
 
+    /// What `softdep: pre:` names: modules (or aliases) to load before
+    /// this one, as modprobe does. A field may hold `pre:` and `post:`.
+    pub fn softdeps_pre(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for value in self.all("softdep") {
+            let mut pre = false;
+            for word in value.split_whitespace() {
+                match word {
+                    "pre:" => pre = true,
+                    "post:" => pre = false,
+                    name if pre => out.push(module_name(name)),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// What the module calls itself besides its name (`alias=`), for
+    /// modprobe and for soft dependencies.
+    pub fn aliases(&self) -> Vec<String> {
+        self.all("alias").map(str::to_string).collect()
+    }
+
     /// Parameters, in the order their `parm`/`parmtype` records first appear.
     pub fn parameters(&self) -> Vec<Parameter> {
         let mut params: Vec<Parameter> = Vec::new();
@@ -114,6 +138,15 @@ pub fn name_from_file(file_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn soft_dependencies_before_loading() {
+        let info = ModInfo::parse_section(
+            b"softdep=pre: crc32c\0softdep=post: x pre: a-b\0alias=crypto-y\0",
+        );
+        assert_eq!(info.softdeps_pre(), ["crc32c", "a_b"]);
+        assert_eq!(info.aliases(), ["crypto-y"]);
+    }
 
     #[test]
     fn modinfo_records_split_on_nul_padding() {

@@ -128,6 +128,7 @@ pub fn load<E: ?Sized + Engine>(
         builtin: &builtin,
         on_disk: &detection.modules.on_disk_paths,
         loaded: &detection.loaded,
+        aliases: &detection.aliases,
     };
     let modules = with_dependencies(&session, opts, &kernel, given, scratch.path(), progress)?;
     let load_plan = plan::plan(&modules, &opts.params, &kernel)?;
@@ -208,6 +209,7 @@ fn with_dependencies<E: ?Sized + Engine>(
         })
         .collect();
     let mut beside = given.beside;
+    beside.extend(given.dependencies);
     let vm_dir = scratch.join("vm");
     loop {
         let from_vm = plan::resolve_dependencies(&mut modules, &mut beside, kernel)?;

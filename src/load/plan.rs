@@ -63,6 +63,8 @@ pub struct Kernel<'a> {
     /// Module name → its file in the VM (`/lib/modules/<kver>/…`).
     pub on_disk: &'a BTreeMap<String, String>,
     pub loaded: &'a LoadedModules,
+    /// Alias → the modules on disk or built in that answer to it.
+    pub aliases: &'a BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -154,31 +156,74 @@ pub fn resolve_dependencies(
     let mut from_vm = BTreeMap::new();
     let mut i = 0;
     while i < modules.len() {
-        for dep in modules[i].file.module.info.depends() {
-            let have = modules.iter().any(|c| c.name() == dep)
-                || kernel.loaded.is_loaded(&dep)
-                || kernel.builtin.contains(&dep);
-            if have || from_vm.contains_key(&dep) {
+        let needed_by = modules[i].name().to_string();
+        for (dep, soft) in needs(&modules[i].file.module) {
+            let in_set = modules.iter().any(|c| answers_to(&c.file.module, &dep));
+            if in_set || kernel.has(&dep) || from_vm.contains_key(&dep) {
                 continue;
             }
-            if let Some(at) = beside.iter().position(|f| f.module.name == dep) {
+            if let Some(at) = beside.iter().position(|f| answers_to(&f.module, &dep)) {
                 modules.push(ToLoad {
                     file: beside.remove(at),
                     dependency: true,
                 });
-            } else if let Some(path) = kernel.on_disk.get(&dep) {
-                from_vm.insert(dep, path.clone());
-            } else {
+            } else if let Some((name, path)) = kernel.on_disk_provider(&dep) {
+                if !from_vm.values().any(|p| p == &path) {
+                    from_vm.insert(name, path);
+                }
+            } else if !soft {
                 return Err(PlanError::MissingDependency {
                     module: dep,
-                    needed_by: modules[i].name().to_string(),
+                    needed_by,
                     release: kernel.release.to_string(),
                 });
             }
+            // A soft dependency nothing provides is soft: modprobe, too,
+            // loads the module without it.
         }
         i += 1;
     }
     Ok(from_vm)
+}
+
+/// What a module needs loaded first: its `depends` (hard) and what its
+/// `softdep: pre:` names (soft; a name may be an alias).
+fn needs(m: &crate::ko::Module) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = m.info.depends().into_iter().map(|d| (d, false)).collect();
+    out.extend(m.info.softdeps_pre().into_iter().map(|d| (d, true)));
+    out
+}
+
+/// Whether a module is `name`, by its name or one of its aliases.
+fn answers_to(m: &crate::ko::Module, name: &str) -> bool {
+    m.name == name
+        || m.info
+            .aliases()
+            .iter()
+            .any(|a| crate::ko::module_name(a) == name)
+}
+
+impl Kernel<'_> {
+    /// Whether the kernel has `name` loaded or built in, by name or alias.
+    fn has(&self, name: &str) -> bool {
+        let direct = |n: &str| self.loaded.is_loaded(n) || self.builtin.contains(n);
+        direct(name)
+            || self
+                .aliases
+                .get(name)
+                .is_some_and(|providers| providers.iter().any(|p| direct(p)))
+    }
+
+    /// The module on the VM's disk that is `name`, by name or alias.
+    fn on_disk_provider(&self, name: &str) -> Option<(String, String)> {
+        if let Some(path) = self.on_disk.get(name) {
+            return Some((name.to_string(), path.clone()));
+        }
+        self.aliases
+            .get(name)?
+            .iter()
+            .find_map(|p| self.on_disk.get(p).map(|path| (p.clone(), path.clone())))
+    }
 }
 
 /// Orders the candidates (dependencies first, otherwise as given) and says
@@ -301,12 +346,15 @@ fn topological(
     let deps: Vec<Vec<usize>> = candidates
         .iter()
         .map(|c| {
-            c.file
-                .module
-                .info
-                .depends()
+            needs(&c.file.module)
                 .iter()
-                .filter_map(|d| by_name.get(d.as_str()).copied())
+                .filter_map(|(d, _)| {
+                    by_name.get(d.as_str()).copied().or_else(|| {
+                        candidates
+                            .iter()
+                            .position(|o| answers_to(&o.file.module, d))
+                    })
+                })
                 .collect()
         })
         .collect();
@@ -358,6 +406,7 @@ mod tests {
         builtin: HashSet<String>,
         on_disk: BTreeMap<String, String>,
         loaded: LoadedModules,
+        aliases: BTreeMap<String, Vec<String>>,
     }
 
     impl TestKernel {
@@ -371,6 +420,7 @@ mod tests {
                 )]
                 .into(),
                 loaded: LoadedModules::parse(&probe_output("6.1.0-56-amd64", proc_modules, builds)),
+                aliases: [("crc32c".to_string(), vec!["crc32c_generic".to_string()])].into(),
             }
         }
         fn side(&self) -> Kernel<'_> {
@@ -379,6 +429,7 @@ mod tests {
                 builtin: &self.builtin,
                 on_disk: &self.on_disk,
                 loaded: &self.loaded,
+                aliases: &self.aliases,
             }
         }
     }
@@ -438,6 +489,40 @@ mod tests {
                 release: "6.1.0-56-amd64".into()
             })
         );
+    }
+
+    #[test]
+    fn soft_dependencies_are_found_by_alias_and_never_required() {
+        let mut f = Fixture::named("libcrc32c", "", &[], 3);
+        f.modinfo.extend(b"softdep=pre: crc32c\0");
+        let lib = ToLoad {
+            file: ModuleFile {
+                module: Module::read("libcrc32c.ko", f.elf()).unwrap(),
+                path: "/tmp/libcrc32c.ko".into(),
+                source: "file libcrc32c.ko".into(),
+            },
+            dependency: false,
+        };
+        // crc32c is built in (as crc32c_generic, by alias): nothing to add.
+        let k = TestKernel::new("", "");
+        let mut cands = vec![lib.clone()];
+        assert!(resolve_dependencies(&mut cands, &mut Vec::new(), &k.side())
+            .unwrap()
+            .is_empty());
+        // Not built in, but on disk under its own name: fetched by alias.
+        let mut k = TestKernel::new("", "");
+        k.builtin.clear();
+        k.on_disk.insert(
+            "crc32c_generic".into(),
+            "/lib/modules/r/kernel/crypto/crc32c_generic.ko".into(),
+        );
+        let from_vm = resolve_dependencies(&mut cands, &mut Vec::new(), &k.side()).unwrap();
+        assert_eq!(from_vm.keys().collect::<Vec<_>>(), ["crc32c_generic"]);
+        // Nowhere at all: soft, so the load goes on without it.
+        k.on_disk.clear();
+        assert!(resolve_dependencies(&mut cands, &mut Vec::new(), &k.side())
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

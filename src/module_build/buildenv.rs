@@ -22,8 +22,14 @@ pub const BUILDENV_REPOSITORY: &str = "dmb-buildenv";
 
 /// The cache key of a build environment.
 pub fn buildenv_key(build_id: &str, kernel_id: &str) -> String {
+    cache_key(&[BUILDENV_RECIPE, build_id, kernel_id])
+}
+
+/// A cache image's key: 16 hex digits of a hash of what the image is made
+/// of (image IDs, recipes, configurations), so it is never stale.
+pub fn cache_key(parts: &[&str]) -> String {
     let mut h = Sha256::new();
-    for part in [BUILDENV_RECIPE, build_id, kernel_id] {
+    for part in parts {
         h.update(part.as_bytes());
         h.update([0]);
     }

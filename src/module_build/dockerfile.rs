@@ -57,6 +57,68 @@ pub fn build(buildenv_tag: &str, session: &str, release: &str, export_stage: boo
     s
 }
 
+/// The kernel's source, unpacked into the build environment (with what a
+/// kernel-tree build lacks installed first). The archive comes straight
+/// from the kernel image, never through the client.
+pub fn kernel_source(
+    buildenv_tag: &str,
+    kernel_ref: &str,
+    key: &str,
+    release: &str,
+    compiler: &str,
+    srcarch: &str,
+    install: Option<&str>,
+) -> String {
+    let mut s = format!(
+        "# dmb kernel source: {kernel_ref} in {buildenv_tag}\n\
+         FROM {buildenv_tag}\n\
+         LABEL {BUILDENV_LABEL}=\"{key}\"\n"
+    );
+    if let Some(install) = install {
+        s.push_str(&format!("RUN {install}\n"));
+    }
+    s.push_str(&format!(
+        "COPY --from={kernel_ref} {SOURCE_TAR} /tmp/dmb/linux.tar.xz\n\
+         COPY kernel_source.sh /usr/local/dmb/kernel_source.sh\n\
+         ENV KVER=\"{release}\" KCC=\"{compiler}\" KARCH=\"{srcarch}\"\n\
+         RUN [\"/bin/sh\", \"/usr/local/dmb/kernel_source.sh\"]\n",
+        SOURCE_TAR = crate::kernel::source::SOURCE_TAR,
+    ));
+    s
+}
+
+/// The source tree configured and prepared for `make M=`.
+pub fn kernel_prepared(source_tag: &str, key: &str, release: &str) -> String {
+    format!(
+        "# dmb prepared kernel tree for {release}\n\
+         FROM {source_tag}\n\
+         LABEL {BUILDENV_LABEL}=\"{key}\"\n\
+         COPY config /usr/src/linux/.config\n\
+         COPY kernel_prepare.sh /usr/local/dmb/kernel_prepare.sh\n\
+         ENV KVER=\"{release}\"\n\
+         RUN [\"/bin/sh\", \"/usr/local/dmb/kernel_prepare.sh\"]\n"
+    )
+}
+
+/// An in-tree build: `make M=` in the prepared tree for each group of
+/// `dmb/groups`, `.ko` files out. With BuildKit a last `FROM scratch`
+/// stage holds only what is exported.
+pub fn in_tree(prepared_tag: &str, session: &str, release: &str, export_stage: bool) -> String {
+    let mut s = format!(
+        "# dmb in-tree module build for {release}\n\
+         FROM {prepared_tag}\n\
+         LABEL {session_label}=\"{session}\"\n\
+         COPY dmb/ /usr/local/dmb/\n\
+         ENV KVER=\"{release}\"\n\
+         RUN [\"/bin/sh\", \"/usr/local/dmb/in_tree_build.sh\"]\n",
+        session_label = crate::engine::SESSION_LABEL,
+    );
+    if export_stage {
+        s.push_str("\nFROM scratch\nCOPY --from=0 /dmb-out/ /\n");
+    }
+    s
+}
+
 /// The MODULE_REF image: `.ko` files at `/` and in the kmod layout under
 /// `/opt/lib/modules/<kver>/extra/`, labelled with where they came from.
 pub fn module_image(labels: &[(String, String)]) -> String {
@@ -120,6 +182,38 @@ mod tests {
             "dmb-buildenv:0123456789abcdef",
             "s1",
             "6.1.0-56-amd64",
+            true
+        ));
+    }
+
+    #[test]
+    fn kernel_source_with_install() {
+        insta::assert_snapshot!(kernel_source(
+            "dmb-buildenv:0123456789abcdef",
+            "dmb-kit/kernel:6.1.0-57-amd64",
+            "fedcba9876543210",
+            "6.1.0-57-amd64",
+            "gcc-12",
+            "x86",
+            Some("apt-get install -y dwarves")
+        ));
+    }
+
+    #[test]
+    fn kernel_prepared_tree() {
+        insta::assert_snapshot!(kernel_prepared(
+            "dmb-kernel-source:fedcba9876543210",
+            "0011223344556677",
+            "6.1.0-57-amd64"
+        ));
+    }
+
+    #[test]
+    fn in_tree_build_for_buildkit() {
+        insta::assert_snapshot!(in_tree(
+            "dmb-kernel-prepared:0011223344556677",
+            "s1",
+            "6.1.0-57-amd64",
             true
         ));
     }

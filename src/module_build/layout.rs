@@ -15,6 +15,12 @@ pub mod label {
     pub const BUILDER_IMAGE: &str = "dmb.builder.image";
     pub const BUILDER_IMAGE_ID: &str = "dmb.builder.image.id";
     pub const MODULES: &str = "dmb.modules";
+    /// Modules of the image that are there because the others need them,
+    /// for a kernel that lacks them: `dmb load` uses one only when the
+    /// kernel has no module of that name.
+    pub const DEPENDENCIES: &str = "dmb.dependencies";
+    /// The Kconfig options an in-tree build was asked for.
+    pub const IN_TREE: &str = "dmb.in-tree";
     pub const VERSION: &str = "dmb.version";
 }
 

@@ -61,17 +61,38 @@ pub fn build_modules<E: ?Sized + BuildEngine>(
     work: &Path,
     progress: &mut dyn Progress,
 ) -> Result<BuiltFiles, crate::Error> {
-    let engine = session.engine();
     let context = work.join("build");
     context::write(&context, opts.module_dir.path())?;
-    let export = engine.builder().is_buildkit();
-    let dockerfile = context.join("Dockerfile");
-    std::fs::write(
-        &dockerfile,
-        dockerfile::build(buildenv, session.id(), release.as_str(), export),
+    let what = format!("{} for {release}", opts.module_dir.path().display());
+    run_build(
+        session,
+        &context,
+        |export| dockerfile::build(buildenv, session.id(), release.as_str(), export),
+        opts.network,
+        &what,
+        work,
+        progress,
     )
-    .map_err(BuildError::io("writing the Dockerfile"))?;
+}
 
+/// Runs a module build whose context is written (`dockerfile` renders its
+/// Dockerfile, with the export stage or not): the build script's records
+/// tell a failing make from one that built nothing, and the `.ko` files
+/// come to `work/out`.
+pub fn run_build<E: ?Sized + BuildEngine>(
+    session: &Session<E>,
+    context: &Path,
+    dockerfile: impl FnOnce(bool) -> String,
+    network: bool,
+    what: &str,
+    work: &Path,
+    progress: &mut dyn Progress,
+) -> Result<BuiltFiles, crate::Error> {
+    let engine = session.engine();
+    let export = engine.builder().is_buildkit();
+    let dockerfile_path = context.join("Dockerfile");
+    std::fs::write(&dockerfile_path, dockerfile(export))
+        .map_err(BuildError::io("writing the Dockerfile"))?;
     let out = work.join("out");
     let output = if export {
         BuildOutput::Directory(out.clone())
@@ -81,17 +102,16 @@ pub fn build_modules<E: ?Sized + BuildEngine>(
         BuildOutput::Image(tag)
     };
     progress.step(&format!(
-        "building {} for {release} with {}",
-        opts.module_dir.path().display(),
+        "building {what} with {}",
         engine.builder().describe()
     ));
     let mut records = Vec::new();
     let done = engine.build(
         &BuildRequest {
-            context: context.clone(),
-            dockerfile,
+            context: context.to_path_buf(),
+            dockerfile: dockerfile_path,
             output: output.clone(),
-            network: opts.network,
+            network,
         },
         &mut |line| {
             if Record::find(line).is_some() {
@@ -119,7 +139,6 @@ pub fn build_modules<E: ?Sized + BuildEngine>(
         }
         .into());
     }
-
     collect(session, &output, &out, markers.depmod)
 }
 

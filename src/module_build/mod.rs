@@ -18,6 +18,7 @@
 pub mod buildenv;
 mod context;
 pub mod dockerfile;
+pub mod in_tree;
 pub mod layout;
 pub mod log;
 mod make;
@@ -86,6 +87,8 @@ pub struct BuildOutcome {
     pub output_files: Vec<PathBuf>,
     /// Whether the modules were checked against the kernel.
     pub checked: bool,
+    /// What a person should know about how it was built.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +143,7 @@ impl BuildError {
 }
 
 /// How many lines of a failed build's log an error keeps.
-const LOG_LINES: usize = 20;
+pub(crate) const LOG_LINES: usize = 20;
 
 /// Runs a whole build; on any outcome, removes what it created.
 pub fn run<E: ?Sized + BuildEngine>(
@@ -170,31 +173,18 @@ pub fn run<E: ?Sized + BuildEngine>(
         }
     }
 
-    progress.step(&format!(
-        "packaging {} as {}",
-        built.ko.join(" "),
-        opts.module_ref
-    ));
-    let provenance = layout::Provenance {
-        release: release.as_str(),
-        kernel_ref: &refs.kernel_ref,
-        kernel_id: &refs.kernel_id,
-        build_ref: &refs.build_ref,
-        build_id: &refs.build_id,
-    };
-    let image_id = package::package(
+    let (image_id, output_files) = package::deliver(
         &session,
+        &refs,
+        &release,
         &opts.module_ref,
-        &provenance,
+        opts.output.as_deref(),
+        &[],
         &modules,
         &built,
         work.path(),
         progress,
     )?;
-    let output_files = match &opts.output {
-        Some(out) => built.copy_to(out)?,
-        None => Vec::new(),
-    };
     Ok(BuildOutcome {
         release,
         module_ref: opts.module_ref.clone(),
@@ -202,6 +192,7 @@ pub fn run<E: ?Sized + BuildEngine>(
         modules,
         output_files,
         checked: opts.check,
+        notes: Vec::new(),
     })
 }
 

@@ -1,19 +1,65 @@
 //! The MODULE_REF image: built FROM scratch out of the built files, and the
 //! image it replaces removed when it was dmb's and nothing else names it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::make::BuiltFiles;
-use super::{dockerfile, layout, BuildError, LOG_LINES};
+use super::{dockerfile, layout, BuildError, Refs, LOG_LINES};
 use crate::engine::{BuildEngine, BuildOutput, BuildRequest, Session};
+use crate::kernel::KernelRelease;
 use crate::ko::Module;
 use crate::progress::Progress;
 
-/// Builds `module_ref`; returns its image ID.
-pub fn package<E: ?Sized + BuildEngine>(
+/// Packages built modules as MODULE_REF (with `extra_labels` beside the
+/// provenance) and writes them to `--output`; returns the image ID and the
+/// files written.
+#[allow(clippy::too_many_arguments)]
+pub fn deliver<E: ?Sized + BuildEngine>(
+    session: &Session<E>,
+    refs: &Refs,
+    release: &KernelRelease,
+    module_ref: &str,
+    output: Option<&Path>,
+    extra_labels: &[(String, String)],
+    modules: &[Module],
+    files: &BuiltFiles,
+    work: &Path,
+    progress: &mut dyn Progress,
+) -> Result<(String, Vec<PathBuf>), crate::Error> {
+    progress.step(&format!("packaging {} as {module_ref}", files.ko.join(" ")));
+    let provenance = layout::Provenance {
+        release: release.as_str(),
+        kernel_ref: &refs.kernel_ref,
+        kernel_id: &refs.kernel_id,
+        build_ref: &refs.build_ref,
+        build_id: &refs.build_id,
+    };
+    let image_id = package(
+        session,
+        module_ref,
+        &provenance,
+        extra_labels,
+        modules,
+        files,
+        work,
+        progress,
+    )?;
+    let output_files = match output {
+        Some(out) => files.copy_to(out)?,
+        None => Vec::new(),
+    };
+    Ok((image_id, output_files))
+}
+
+/// Builds `module_ref`, labelled with where it came from and
+/// `extra_labels`; drops the image it replaces when nothing else uses it.
+/// Returns its image ID.
+#[allow(clippy::too_many_arguments)]
+fn package<E: ?Sized + BuildEngine>(
     session: &Session<E>,
     module_ref: &str,
     provenance: &layout::Provenance,
+    extra_labels: &[(String, String)],
     modules: &[Module],
     files: &BuiltFiles,
     work: &Path,
@@ -21,7 +67,8 @@ pub fn package<E: ?Sized + BuildEngine>(
 ) -> Result<String, crate::Error> {
     let engine = session.engine();
     let context = work.join("image");
-    let labels = layout::labels(provenance, modules);
+    let mut labels = layout::labels(provenance, modules);
+    labels.extend(extra_labels.iter().cloned());
     layout::write_context(
         &context,
         provenance.release,

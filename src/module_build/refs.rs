@@ -3,7 +3,7 @@
 //! anything is built, into [`Refs`] with nothing left open.
 
 use super::{check_reference, BuildError};
-use crate::detect::{self, DetectOptions};
+use crate::detect::{self, DetectOptions, Detection};
 use crate::engine::{Base, Session};
 use crate::kernel::KernelImageError;
 use crate::progress::Progress;
@@ -32,16 +32,32 @@ pub struct Refs {
 }
 
 impl Refs {
+    /// Detects the running kernel when a ref is missing and detection is
+    /// allowed, then settles the refs.
     pub fn resolve<E: ?Sized + Base>(
         session: &Session<E>,
         opts: &RefOptions,
         progress: &mut dyn Progress,
     ) -> Result<Refs, crate::Error> {
+        let missing = opts.kernel_ref.is_none() || opts.build_ref.is_none();
+        let found = match (&opts.detect, missing) {
+            (Some(detect), true) => Some(detect::detect(session, detect)?),
+            _ => None,
+        };
+        Self::resolve_detected(session, opts, found.as_ref(), progress)
+    }
+
+    /// Settles the refs, taking what is missing from `found`.
+    pub fn resolve_detected<E: ?Sized + Base>(
+        session: &Session<E>,
+        opts: &RefOptions,
+        found: Option<&Detection>,
+        progress: &mut dyn Progress,
+    ) -> Result<Refs, crate::Error> {
         let mut kernel_ref = opts.kernel_ref.clone();
         let mut build_ref = opts.build_ref.clone();
         let mut kver = opts.kver.clone();
-        if let (Some(detect), true) = (&opts.detect, kernel_ref.is_none() || build_ref.is_none()) {
-            let found = detect::detect(session, detect)?;
+        if let (Some(found), true) = (found, kernel_ref.is_none() || build_ref.is_none()) {
             progress.step(&format!(
                 "detected {} on {}",
                 found.release, found.platform_name

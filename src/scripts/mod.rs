@@ -36,6 +36,18 @@ pub const DMESG: &str = include_str!("dmesg.sh");
 pub const VM_FILES: &str = include_str!("vm_files.sh");
 /// A tar stream of the VM's installed modules.
 pub const INSTALLED_MODULES: &str = include_str!("installed_modules.sh");
+/// Unpacks a kernel image's source into a build environment.
+pub const KERNEL_SOURCE: &str = include_str!("kernel_source.sh");
+/// `olddefconfig` over a configuration: the `config` section.
+pub const KERNEL_CONFIG: &str = include_str!("kernel_config.sh");
+/// `modules_prepare` in the source tree, for the running kernel's release.
+pub const KERNEL_PREPARE: &str = include_str!("kernel_prepare.sh");
+/// `make M=` over groups of in-tree modules: the build script's records.
+pub const IN_TREE_BUILD: &str = include_str!("in_tree_build.sh");
+/// genksyms' CRCs of exported symbols: `crc`, `unfound`, `failed` records.
+pub const KERNEL_CRCS: &str = include_str!("kernel_crcs.sh");
+/// depmod's index of the modules in `/dmb/ko`.
+pub const DEPMOD: &str = include_str!("depmod.sh");
 
 /// One `@@dmb:VERB ARGS…` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +161,12 @@ mod tests {
             DMESG,
             VM_FILES,
             INSTALLED_MODULES,
+            KERNEL_SOURCE,
+            KERNEL_CONFIG,
+            KERNEL_PREPARE,
+            IN_TREE_BUILD,
+            KERNEL_CRCS,
+            DEPMOD,
         ] {
             assert!(script.starts_with("#!/bin/sh\n"), "{script}");
             // Only the one dialect: no record prefix other than RECORD.

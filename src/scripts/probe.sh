@@ -22,6 +22,14 @@ if [ "${1:-all}" = all ]; then
   if [ -r /etc/linuxkit.yml ]; then section linuxkit_yml; cat /etc/linuxkit.yml; fi
   if [ -r "/lib/modules/$r/modules.builtin" ]; then section builtin; cat "/lib/modules/$r/modules.builtin"; fi
   if [ -d "/lib/modules/$r" ]; then section on_disk; find "/lib/modules/$r" -name '*.ko*' 2>/dev/null; fi
+  # What other names modules answer to (`alias crc32c crc32c_generic`),
+  # for soft dependencies; device aliases (with `:` or `*`) are no use here.
+  if [ -r "/lib/modules/$r/modules.alias" ]; then
+    section aliases; grep -v -e ':' -e '[*]' "/lib/modules/$r/modules.alias"
+  fi
+  if [ -r "/lib/modules/$r/modules.builtin.modinfo" ]; then
+    section builtin_aliases; tr '\000' '\n' < "/lib/modules/$r/modules.builtin.modinfo" | grep '[.]alias='
+  fi
 fi
 # /proc/modules, then which build of each loadable module is loaded: its
 # srcversion and its build-ID note (`-` for what it lacks).

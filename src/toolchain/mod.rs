@@ -3,7 +3,10 @@
 //! when make or a C compiler is missing.
 
 pub mod compiler;
+pub mod kernel_tools;
 pub mod pick;
+
+use std::collections::BTreeSet;
 
 use crate::scripts;
 
@@ -59,6 +62,10 @@ pub struct Toolchain {
     pub make: bool,
     pub compiler: bool,
     pub tar: bool,
+    /// Every tool (`flex`) and development header (`header:libelf`) found.
+    pub present: BTreeSet<String>,
+    /// What `pahole --version` says (`v1.24`).
+    pub pahole_version: Option<String>,
     pub package_manager: Option<PackageManager>,
 }
 
@@ -68,9 +75,21 @@ impl Toolchain {
         let mut t = Toolchain::default();
         for r in scripts::records(output) {
             match (r.verb, r.args) {
-                ("tool", "make") => t.make = true,
-                ("tool", "gcc" | "cc" | "clang") => t.compiler = true,
-                ("tool", "tar") => t.tar = true,
+                ("tool", name) => {
+                    match name {
+                        "make" => t.make = true,
+                        "gcc" | "cc" | "clang" => t.compiler = true,
+                        "tar" => t.tar = true,
+                        _ => {}
+                    }
+                    t.present.insert(name.to_string());
+                }
+                ("header", name) => {
+                    t.present.insert(format!("header:{name}"));
+                }
+                ("version", _) if r.arg(0) == "pahole" => {
+                    t.pahole_version = Some(r.first_and_rest().1.to_string());
+                }
                 ("pm", name) if t.package_manager.is_none() => {
                     t.package_manager = PackageManager::from_probe(name)
                 }

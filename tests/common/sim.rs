@@ -202,6 +202,32 @@ impl Drop for Sim {
     }
 }
 
+/// `dmb` against the VM's engine, reading the VM's files (the default;
+/// the tests' `DMB_NO_VM_FILES` is for this machine's engine only), with
+/// the kernel image found through the VM's /etc/linuxkit.yml.
+pub fn dmb_vm(host: &str, args: &[&str]) -> Command {
+    assert!(
+        host.starts_with("tcp://127.0.0.1:"),
+        "only the sim's engine: {host}"
+    );
+    let mut cmd = dmb(LEGACY);
+    cmd.env("DOCKER_HOST", host)
+        .env("DMB_PROBE_IMAGE", BUSYBOX)
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DMB_NO_VM_FILES")
+        .env_remove("KERNEL_REF")
+        .args(args);
+    cmd
+}
+
+/// Copies an image of this machine's engine into the VM's (no registry).
+pub fn image_to_vm(host: &str, image: &str, scratch: &Path) {
+    let saved = scratch.join("image.tar");
+    docker_ok(&["save", "-o", saved.to_str().unwrap(), image]);
+    vm_docker_ok(host, &["load", "-i", saved.to_str().unwrap()], 2 * MIN);
+    let _ = std::fs::remove_file(saved);
+}
+
 /// The docker CLI against the VM's engine.
 pub fn vm_docker(host: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new("docker");

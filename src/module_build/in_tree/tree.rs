@@ -1,0 +1,269 @@
+//! The kernel's source tree in the engine, in two cached images:
+//! - `dmb-kernel-source:<key>`: the build environment (with what a
+//!   kernel-tree build needs installed, when it lacks it) plus the kernel
+//!   image's `/linux.tar.xz` unpacked at `/usr/src/linux`; keyed on the
+//!   build environment and the kernel image.
+//! - `dmb-kernel-prepared:<key>`: that tree configured and through `make
+//!   modules_prepare`; keyed on the source image and the configuration
+//!   dmb hands to `olddefconfig` (which settles it the same way each time),
+//!   so a second build with the same configuration starts at `make M=`.
+
+use super::config_plan::{self, ConfigPlan};
+use super::{InTreeError, TargetKernel};
+use crate::engine::{BuildOutput, BuildRequest, Engine, Session};
+use crate::kernel::kconfig::Kconfig;
+use crate::kernel::{KernelConfig, KernelRelease};
+use crate::module_build::buildenv::cache_key;
+use crate::module_build::{dockerfile, BuildError, Refs, LOG_LINES};
+use crate::progress::Progress;
+use crate::scripts;
+use crate::toolchain::{kernel_tools, Toolchain};
+
+/// Bump when a recipe changes, so old images are not reused.
+const SOURCE_RECIPE: &str = "2";
+const PREPARED_RECIPE: &str = "1";
+
+pub const SOURCE_REPOSITORY: &str = "dmb-kernel-source";
+pub const PREPARED_REPOSITORY: &str = "dmb-kernel-prepared";
+
+/// Where the tree is, in both images.
+pub const TREE: &str = "/usr/src/linux";
+
+/// A prepared tree, ready for `make M=`.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub image: String,
+    /// The configuration it was prepared with (after `olddefconfig`).
+    pub config: KernelConfig,
+    /// What the settling noted (toolchain differences, new options).
+    pub notes: Vec<String>,
+}
+
+/// The source image for `refs`, made when it is not there.
+pub fn source_image<E: ?Sized + Engine>(
+    session: &Session<E>,
+    refs: &Refs,
+    buildenv: &str,
+    release: &KernelRelease,
+    config: &KernelConfig,
+    progress: &mut dyn Progress,
+) -> Result<String, crate::Error> {
+    let engine = session.engine();
+    let buildenv_id = engine.image_id(buildenv)?.unwrap_or_default();
+    // The compiler command the kernel was built with (`gcc-12`): the
+    // configuration records it, and kconfig compares.
+    let compiler = config
+        .get("CC_VERSION_TEXT")
+        .and_then(crate::toolchain::compiler::parse_compiler)
+        .map_or_else(|| "gcc".to_string(), |c| c.command);
+    let arch = super::srcarch(config);
+    let key = cache_key(&[
+        SOURCE_RECIPE,
+        &buildenv_id,
+        &refs.kernel_id,
+        &compiler,
+        arch,
+    ]);
+    let tag = format!("{SOURCE_REPOSITORY}:{key}");
+    if engine.image_id(&tag)?.is_some() {
+        return Ok(tag);
+    }
+    // What the kernel's configuration needs of the builder, installed
+    // once into this image when the builder lacks it.
+    let found = engine.run(&session.request(buildenv, "tools", scripts::TOOLCHAIN))?;
+    let toolchain = Toolchain::from_probe(&found.stdout);
+    let needs = kernel_tools::needs(config);
+    let lacking = toolchain.lacks(&needs);
+    let install = match (&lacking[..], toolchain.package_manager) {
+        ([], _) => None,
+        (_, Some(pm)) => {
+            progress.step(&format!(
+                "{} lacks {}: installing (cached)",
+                refs.build_ref,
+                lacking
+                    .iter()
+                    .map(|n| format!("{} for {}", n.what, n.why))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            Some(pm.install_kernel_tools(&lacking))
+        }
+        (_, None) => {
+            return Err(InTreeError::LacksTools {
+                reference: refs.build_ref.clone(),
+                lacking: lacking
+                    .iter()
+                    .map(|n| format!("{} (for {})", n.what, n.why))
+                    .collect(),
+            }
+            .into())
+        }
+    };
+    progress.step(&format!(
+        "unpacking the source of {} into {tag} (once per kernel and builder)",
+        refs.kernel_ref
+    ));
+    let context = tempfile::tempdir().map_err(BuildError::io("creating a temporary directory"))?;
+    std::fs::write(
+        context.path().join("kernel_source.sh"),
+        scripts::KERNEL_SOURCE,
+    )
+    .map_err(BuildError::io("writing the build context"))?;
+    let text = dockerfile::kernel_source(
+        buildenv,
+        &refs.kernel_ref,
+        &key,
+        release.as_str(),
+        &compiler,
+        arch,
+        install.as_deref(),
+    );
+    build_image(
+        session,
+        context.path(),
+        &text,
+        &tag,
+        install.is_some(),
+        &key,
+        progress,
+    )?
+    .map_err(|log| BuildError::BuildEnvFailed {
+        reference: refs.build_ref.clone(),
+        log,
+    })?;
+    Ok(tag)
+}
+
+/// The prepared tree for `plan`: from the cache, or configured (and
+/// refused when the configuration would not describe the running kernel)
+/// and prepared now.
+pub fn prepared<E: ?Sized + Engine>(
+    session: &Session<E>,
+    source_image: &str,
+    plan: &ConfigPlan,
+    release: &KernelRelease,
+    kconfig: &Kconfig,
+    target: &TargetKernel,
+    progress: &mut dyn Progress,
+) -> Result<Prepared, crate::Error> {
+    let engine = session.engine();
+    let source_id = engine.image_id(source_image)?.unwrap_or_default();
+    let key = cache_key(&[PREPARED_RECIPE, &source_id, release.as_str(), &plan.text]);
+    let tag = format!("{PREPARED_REPOSITORY}:{key}");
+    let cached = engine.image_id(&tag)?.is_some();
+    let effective = if cached {
+        progress.step(&format!("prepared tree {tag} is cached"));
+        let text = session
+            .scratch(&tag)?
+            .read_small_file(&format!("{TREE}/.config"), 16 * 1024 * 1024)?
+            .unwrap_or_default();
+        KernelConfig::parse(&String::from_utf8_lossy(&text))
+    } else {
+        olddefconfig(session, source_image, &plan.text)?
+    };
+    let settled = config_plan::settle(kconfig, &target.config, &effective)?;
+    let mut notes = Vec::new();
+    if !settled.new_modules.is_empty() {
+        notes.push(format!(
+            "the configuration gains the module options {}",
+            settled
+                .new_modules
+                .iter()
+                .map(|s| format!("CONFIG_{s}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !settled.toolchain.is_empty() {
+        notes.push(format!(
+            "the builder's tools differ from the kernel's: {}",
+            settled
+                .toolchain
+                .iter()
+                .map(|c| c.describe())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    if !cached {
+        progress.step(&format!(
+            "preparing the kernel tree for {release} as {tag} (make modules_prepare; cached)"
+        ));
+        let context =
+            tempfile::tempdir().map_err(BuildError::io("creating a temporary directory"))?;
+        std::fs::write(context.path().join("config"), &plan.text)
+            .map_err(BuildError::io("writing the build context"))?;
+        std::fs::write(
+            context.path().join("kernel_prepare.sh"),
+            scripts::KERNEL_PREPARE,
+        )
+        .map_err(BuildError::io("writing the build context"))?;
+        let text = dockerfile::kernel_prepared(source_image, &key, release.as_str());
+        build_image(session, context.path(), &text, &tag, false, &key, progress)?
+            .map_err(|log| InTreeError::PrepareFailed { log })?;
+    }
+    Ok(Prepared {
+        image: tag,
+        config: effective,
+        notes,
+    })
+}
+
+/// The configuration `olddefconfig` makes of `text` in the source tree.
+fn olddefconfig<E: ?Sized + Engine>(
+    session: &Session<E>,
+    source_image: &str,
+    text: &str,
+) -> Result<KernelConfig, crate::Error> {
+    let engine = session.engine();
+    let spec = session.container(source_image, "kconfig", scripts::KERNEL_CONFIG);
+    engine.create(&spec)?;
+    let dir = tempfile::tempdir().map_err(BuildError::io("creating a temporary directory"))?;
+    std::fs::write(dir.path().join("config"), text)
+        .map_err(BuildError::io("writing the configuration"))?;
+    engine.copy_into(&spec.name, dir.path(), "/dmb")?;
+    let done = engine.start_attached(&spec.name)?;
+    let sections = scripts::sections(&done.stdout);
+    match sections.get("config") {
+        Some(config) if done.success() => Ok(KernelConfig::parse(config)),
+        _ => Err(InTreeError::KconfigFailed {
+            detail: scripts::records(&done.stdout)
+                .find(|r| r.verb == "failed")
+                .map(|r| r.args.to_string())
+                .unwrap_or_else(|| "no configuration came back".into()),
+            log: done.last_lines(LOG_LINES),
+        }
+        .into()),
+    }
+}
+
+/// Builds and tags an image; a build that fails gives the last lines of
+/// its log.
+fn build_image<E: ?Sized + Engine>(
+    session: &Session<E>,
+    context: &std::path::Path,
+    dockerfile_text: &str,
+    tag: &str,
+    network: bool,
+    key: &str,
+    progress: &mut dyn Progress,
+) -> Result<Result<(), Vec<String>>, crate::Error> {
+    let dockerfile = context.join("Dockerfile");
+    std::fs::write(&dockerfile, dockerfile_text)
+        .map_err(BuildError::io("writing the Dockerfile"))?;
+    session.track_dangling(dockerfile::BUILDENV_LABEL, key);
+    let done = session.engine().build(
+        &BuildRequest {
+            context: context.to_path_buf(),
+            dockerfile,
+            output: BuildOutput::Image(tag.to_string()),
+            network,
+        },
+        &mut |line| progress.log(line),
+    )?;
+    Ok(if done.success() {
+        Ok(())
+    } else {
+        Err(done.last_lines(LOG_LINES))
+    })
+}
