@@ -25,6 +25,10 @@
 #                    only lib/modules/<release>/build, kernel-builder naming
 #                    the kit's builder; no kernel binary, no linux.tar.xz),
 #                    and print KERNEL_REF=dmb-kit/kernel:<that release>
+#   --source-tarball print the path of the kit kernel's own Debian source
+#                    tarball (linux-source-<series>.tar.xz of the kit's
+#                    upload), taken out of its cached .deb once; the source
+#                    tests synthesize a kernel image from
 #
 # Environment:
 #   DMB_DOCKER       docker CLI to use (default: docker)
@@ -566,9 +570,28 @@ check_docker() {
         || die "cannot talk to the docker engine with '${DOCKER[*]}'"
 }
 
+# --source-tarball: the kit's linux-source tarball, out of its .deb once.
+source_tarball() {
+    load_env || die "run scripts/kit.sh first: no kit is pinned in $KIT_ENV"
+    local out="$CACHE/linux-source-${SERIES}_${DEBVER}.tar.xz" deb t
+    if [[ ! -s $out ]]; then
+        deb=$(find "$CACHE/debs" -maxdepth 1 -name "linux-source-${SERIES}_${DEBVER//:/%3a}_all.deb" | head -n 1)
+        [[ -n $deb ]] || die "no linux-source-${SERIES} ${DEBVER} .deb in $CACHE/debs: run scripts/kit.sh"
+        tmp_for t "$out"
+        dpkg-deb --fsys-tarfile "$deb" | tar -xO --wildcards '*usr/src/linux-source-*.tar.xz' >"$t"
+        mv -f "$t" "$out"
+        log "linux-source tarball: $out ($(du -h "$out" | cut -f1))"
+    fi
+    printf '%s\n' "$out" >&3
+}
+
 main() {
     local t0; t0="$(now)"
     case ${1:-} in
+        --source-tarball)
+            lock_cache
+            source_tarball
+            return 0 ;;
         --other-headers)
             lock_cache
             other_headers

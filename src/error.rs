@@ -13,6 +13,7 @@ use crate::load::LoadError;
 use crate::module_build::in_tree::InTreeError;
 use crate::module_build::BuildError;
 use crate::module_files::SourceError;
+use crate::synth::SynthError;
 
 pub const SUCCESS: i32 = 0;
 pub const UNEXPECTED: i32 = 1;
@@ -48,6 +49,11 @@ pub const IN_TREE_CHANGES_KERNEL: i32 = 72;
 pub const IN_TREE_TOOLS: i32 = 73;
 pub const IN_TREE_TREE_FAILED: i32 = 74;
 pub const IN_TREE_DEPENDENCY: i32 = 75;
+pub const SYNTH_FACTS: i32 = 80;
+pub const SYNTH_SOURCE: i32 = 81;
+pub const SYNTH_CONFIG: i32 = 82;
+pub const SYNTH_CRCS: i32 = 83;
+pub const SYNTH_FAILED: i32 = 84;
 pub const INTERRUPTED: i32 = 130;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +82,8 @@ pub enum Error {
     Load(#[from] LoadError),
     #[error(transparent)]
     Unload(#[from] UnloadError),
+    #[error(transparent)]
+    Synth(#[from] SynthError),
     #[error("{0}")]
     Usage(String),
 }
@@ -92,6 +100,7 @@ impl Error {
         use UnloadError as U;
         match self {
             Error::Usage(_) => USAGE,
+            Error::Synth(e) => e.code(),
             Error::InTree(T::UnknownName { .. }) => IN_TREE_UNKNOWN,
             Error::InTree(
                 T::NotAModule { .. }
@@ -163,6 +172,7 @@ impl Error {
         use SourceError as S;
         use UnloadError as U;
         Some(match self {
+            Error::Synth(e) => return e.hint(),
             Error::InTree(T::UnknownName { .. }) => {
                 "give a module name (`sctp`, `dm-crypt`) or a Kconfig option (`CONFIG_IP_SCTP`) of this kernel".into()
             }
@@ -202,8 +212,10 @@ impl Error {
             Error::KernelImage(K::NotGiven) => {
                 "give the kernel image with --kernel-ref IMAGE or KERNEL_REF=IMAGE (for Docker Desktop: the `kernel.image` of /etc/linuxkit.yml in its VM)".into()
             }
-            Error::KernelImage(K::NotFound { reference })
-            | Error::Build(B::BuildRefNotFound { reference }) => format!(
+            Error::KernelImage(K::NotFound { reference }) => format!(
+                "`docker pull {reference}` (or build it) first; dmb uses images already in the engine. Where nobody published one (every Docker Desktop kernel since 5.15.49), make it: `dmb kernel synthesize --source TARBALL` prints its reference"
+            ),
+            Error::Build(B::BuildRefNotFound { reference }) => format!(
                 "`docker pull {reference}` (or build it) first; dmb uses images already in the engine"
             ),
             Error::KernelImage(K::MissingFile { .. } | K::NoHeaderTree { .. } | K::IncompleteTree { .. }) => {
@@ -282,6 +294,7 @@ impl Error {
                 .collect::<Vec<_>>()
         };
         match self {
+            Error::Synth(e) => e.details(),
             Error::Build(BuildError::MakeFailed { errors, .. }) if !errors.is_empty() => {
                 let first: Vec<String> = errors.iter().take(40).cloned().collect();
                 indented("dmb: the compiler said:", &first)

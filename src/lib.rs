@@ -26,6 +26,7 @@ pub mod module_build;
 pub mod module_files;
 pub mod progress;
 pub mod scripts;
+pub mod synth;
 pub mod tarball;
 pub mod toolchain;
 

@@ -2,11 +2,12 @@
 
 use std::io::Write;
 
-use super::output::print_result;
+use super::output::{print_result, Terminal};
 use super::{connect, Cli, Outcome};
 use crate::detect::{self, DetectOptions, Detection};
 use crate::engine::{BuilderPreference, Session};
 use crate::module_build::in_tree;
+use crate::synth::Snapshot;
 
 #[derive(Debug, clap::Args, Clone)]
 pub struct ProbeArgs {
@@ -40,12 +41,35 @@ pub struct DetectArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// Also write a snapshot of the kernel to FILE (release, compiler,
+    /// configuration, the CRCs its modules record, its export list and BTF),
+    /// for `dmb kernel synthesize --snapshot FILE` on any engine.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<std::path::PathBuf>,
 }
 
 pub fn run(cli: &Cli, args: &DetectArgs) -> Outcome {
     let engine = connect(cli, BuilderPreference::Legacy)?;
     let session = Session::new(&engine);
     let t = detect::detect(&session, &args.probe.options())?;
+    if let Some(path) = &args.save {
+        let mut terminal = Terminal { quiet: false };
+        let snapshot = Snapshot::take(&session, &t, &args.probe.probe_image, &mut terminal)?;
+        snapshot.write(path)?;
+        eprintln!(
+            "dmb: saved a snapshot of {} to {}: the CRCs {} modules record ({} symbols), {} exports listed, {}",
+            snapshot.release,
+            path.display(),
+            snapshot.harvest.modules,
+            snapshot.harvest.imports.len(),
+            snapshot
+                .vmlinux_exports
+                .as_ref()
+                .map_or_else(|| "no".to_string(), |e| e.len().to_string()),
+            if snapshot.btf.is_some() { "BTF" } else { "no BTF" }
+        );
+    }
     print_result(args.json, &t, write_human);
     // What is not loaded or built in: could it be built from the source?
     let absent: Vec<String> = args

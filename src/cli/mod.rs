@@ -4,6 +4,7 @@
 
 mod build;
 mod detect;
+mod kernel;
 mod load;
 mod modules;
 mod output;
@@ -51,6 +52,8 @@ pub enum Command {
     Unload(load::UnloadArgs),
     /// The modules dmb loaded, and its loader containers.
     Status(load::StatusArgs),
+    /// Kernel images: synthesize one for a kernel whose headers nobody published.
+    Kernel(kernel::KernelArgs),
 }
 
 /// Parses the arguments, runs the command, returns the exit code.
@@ -73,6 +76,7 @@ pub fn main() -> i32 {
         Command::Load(args) => load::load(&cli, args),
         Command::Unload(args) => load::unload(&cli, args),
         Command::Status(args) => load::status(&cli, args),
+        Command::Kernel(args) => kernel::run(&cli, args),
     };
     result.unwrap_or_else(|e| report(&e))
 }

@@ -156,41 +156,59 @@ pub struct RunningSide {
 /// one most of them carry.
 const ENOUGH_FOR_VERMAGIC: usize = 16;
 
-/// Streams the module files of the running kernel out of the VM and keeps
-/// what [`InstalledModules`] holds (nothing is written to disk). It stops
-/// as soon as every symbol of `wanted` has a CRC (and enough modules were
-/// read to tell the vermagic); a symbol no module has makes it read all.
-pub fn installed_modules<E: ?Sized + Engine>(
+/// Streams the module files of the running kernel out of the VM (nothing
+/// is written to disk) and hands each one that parses to `each`, with its
+/// path under `/lib/modules/<release>/` (`kernel/net/sctp/sctp.ko`); `each`
+/// returns true to stop. Returns the number of files that did not parse,
+/// and whether it was stopped.
+pub fn each_installed_module<E: ?Sized + Engine>(
     session: &Session<E>,
     image: &str,
-    wanted: &HashSet<String>,
-) -> Result<InstalledModules, EngineError> {
+    each: &mut dyn FnMut(&str, &Module) -> bool,
+) -> Result<(usize, bool), EngineError> {
     let request = vm_request(session, image, "installed", scripts::INSTALLED_MODULES);
-    let mut found = InstalledModules::default();
-    let mut vermagics: HashMap<String, usize> = HashMap::new();
+    let mut unreadable = 0;
+    let mut stopped = false;
     session.engine().run_reading(&request, &mut |stream| {
-        let stopped = each_regular_file(stream, |path, contents| {
+        stopped = each_regular_file(stream, |path, contents| {
             let path = path.display().to_string();
             let mut bytes = Vec::new();
             contents
                 .take(MAX_MODULE_BYTES)
                 .read_to_end(&mut bytes)
                 .map_err(|e| e.to_string())?;
-            match Module::read(&path, bytes) {
-                Ok(m) => {
-                    if let Some(v) = m.info.vermagic() {
-                        *vermagics.entry(v.to_string()).or_default() += 1;
-                    }
-                    found.add(path.trim_start_matches("./"), &m);
+            Ok(match Module::read(&path, bytes) {
+                Ok(m) => each(path.trim_start_matches("./"), &m),
+                Err(_) => {
+                    unreadable += 1;
+                    false
                 }
-                Err(_) => found.unreadable += 1,
-            }
-            Ok(found.count >= ENOUGH_FOR_VERMAGIC
-                && wanted.iter().all(|w| found.crcs.contains_key(w)))
+            })
         })?;
-        found.complete = !stopped;
         Ok(stopped)
     })?;
+    Ok((unreadable, stopped))
+}
+
+/// Keeps what [`InstalledModules`] holds of the VM's module files. It
+/// stops as soon as every symbol of `wanted` has a CRC (and enough modules
+/// were read to tell the vermagic); a symbol no module has makes it read all.
+pub fn installed_modules<E: ?Sized + Engine>(
+    session: &Session<E>,
+    image: &str,
+    wanted: &HashSet<String>,
+) -> Result<InstalledModules, EngineError> {
+    let mut found = InstalledModules::default();
+    let mut vermagics: HashMap<String, usize> = HashMap::new();
+    let (unreadable, stopped) = each_installed_module(session, image, &mut |path, m| {
+        if let Some(v) = m.info.vermagic() {
+            *vermagics.entry(v.to_string()).or_default() += 1;
+        }
+        found.add(path, m);
+        found.count >= ENOUGH_FOR_VERMAGIC && wanted.iter().all(|w| found.crcs.contains_key(w))
+    })?;
+    found.unreadable = unreadable;
+    found.complete = !stopped;
     found.vermagic = vermagics
         .into_iter()
         .max_by_key(|(v, n)| (*n, std::cmp::Reverse(v.clone())))

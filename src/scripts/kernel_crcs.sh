@@ -6,8 +6,9 @@
 # scripts/genksyms, whose output a wrapper keeps. A file kbuild does not
 # compile by itself (kernel/sched/wait.c) is taken through the file of its
 # directory that #includes it. Records: `crc SYMBOL 0xCRC FILE`, `unfound
-# SYMBOL` (no C file exports it by name: assembly, macros), `failed FILE
-# SYMBOL` (kbuild could not run genksyms over it). $KVER: the release;
+# SYMBOL` (nothing exports it by name, nor declares it for assembly), `failed FILE
+# SYMBOL` (kbuild could not run genksyms over it); `crc` records carry the
+# export macro as a fifth field (EXPORT_SYMBOL_GPL). $KVER: the release;
 # $KCC: the kernel's compiler command; $KARCH: its source architecture.
 set -u
 cd /usr/src/linux || exit 1
@@ -17,12 +18,12 @@ command -v "$cc" >/dev/null 2>&1 || cc=gcc
 arch=${KARCH:-x86}
 printf '%s\n' "$@" | sort -u > /tmp/dmb-want
 grep -rEo --include='*.c' --include='*.h' 'EXPORT_SYMBOL(_GPL)?(_NS)?(_GPL)?\([[:space:]]*[A-Za-z0-9_]+' . 2>/dev/null \
-  | sed -e 's#^\./##' -e 's#:EXPORT_SYMBOL[A-Z_]*([[:space:]]*# #' \
+  | sed -e 's#^\./##' -e 's#:\(EXPORT_SYMBOL[A-Z_]*\)([[:space:]]*# \1 #' \
   | awk -v arch="arch/$arch/" '$1 !~ "^arch/" || index($1, arch) == 1' \
-  | awk 'NR == FNR { want[$0] = 1; next } ($2 in want) && !seen[$2 " " $1]++ { print $2, $1 }' /tmp/dmb-want - \
+  | awk 'NR == FNR { want[$0] = 1; next } ($3 in want) && !seen[$3 " " $1]++ { print $3, $1, $2 }' /tmp/dmb-want - \
   > /tmp/dmb-exporters
 awk '{ print $1 }' /tmp/dmb-exporters | sort -u > /tmp/dmb-found
-comm -23 /tmp/dmb-want /tmp/dmb-found | while read -r s; do echo "@@dmb:unfound $s"; done
+comm -23 /tmp/dmb-want /tmp/dmb-found > /tmp/dmb-unfound
 real=scripts/genksyms/genksyms
 mv "$real" "$real.dmb-real"
 cat > "$real" <<'WRAP'
@@ -55,18 +56,82 @@ awk '{ print $2 }' /tmp/dmb-exporters | sort -u | while read -r file; do
 done
 # shellcheck disable=SC2046
 [ -s /tmp/dmb-includers ] && symtypes $(awk '{ print $2 }' /tmp/dmb-includers | sort -u)
-# Each symbol from the first of its exporters that genksyms went through
-# (several files may export it, for other configurations or architectures).
-while read -r sym; do
-  first="" found=""
-  # shellcheck disable=SC2013 # paths in the tree have no spaces
-  for file in $(awk -v s="$sym" '$1 == s { print $2 }' /tmp/dmb-exporters); do
-    [ -n "$first" ] || first=$file
-    unit=$(awk -v f="$file" '$1 == f { print $2; exit }' /tmp/dmb-includers)
-    crcs=${unit:-$file}
-    crc=$(awk -v s="$sym" '$1 == "#SYMVER" && $2 == s { print $3; exit }' "${crcs%.c}.dmb-crcs" 2>/dev/null)
-    if [ -n "$crc" ]; then echo "@@dmb:crc $sym $crc $file"; found=1; break; fi
+# Exports of assembly (memcpy, __fentry__, __x86_return_thunk: every
+# module imports some), as kbuild versions a .S file: a C file that
+# includes <asm/asm-prototypes.h> and exports them by name, through
+# genksyms. A symbol no prototype there declares gets no CRC (nor does it
+# from kbuild); it stays `unfound`.
+asm=arch/$arch/lib/dmb-asm-exports.c
+if [ -s /tmp/dmb-unfound ] && [ -d "${asm%/*}" ]; then
+  {
+    printf '#include <linux/kernel.h>\n#include <linux/export.h>\n#include <asm/asm-prototypes.h>\n'
+    sed 's/.*/EXPORT_SYMBOL(&);/' /tmp/dmb-unfound
+  } > "$asm"
+  symtypes "$asm"
+  grep -rEoh --include='*.S' 'EXPORT_SYMBOL(_GPL)?\([[:space:]]*[A-Za-z0-9_]+' . 2>/dev/null \
+    | sed 's#^\(EXPORT_SYMBOL[A-Z_]*\)([[:space:]]*# \1 #' | awk '{ print $2, $1 }' > /tmp/dmb-asm-kinds
+  # shellcheck disable=SC2016 # an awk program
+  awk -v f="$asm" 'FILENAME == "/tmp/dmb-asm-kinds" { kind[$1] = $2; next }
+       $1 == "#SYMVER" { print $2, f, ($2 in kind) ? kind[$2] : "EXPORT_SYMBOL" }' \
+    /tmp/dmb-asm-kinds "${asm%.c}.dmb-crcs" >> /tmp/dmb-exporters 2>/dev/null
+fi
+awk '{ print $1 }' /tmp/dmb-exporters | sort -u > /tmp/dmb-found
+comm -23 /tmp/dmb-want /tmp/dmb-found | while read -r s; do echo "@@dmb:unfound $s"; done
+# Where several files export one symbol (for other configurations or
+# platforms: drivers/sh/clk/core.c and drivers/clk/clk.c both export
+# clk_enable), a file kbuild does not build into the kernel under this
+# configuration is taken only when no other file gives a CRC: its object,
+# or a directory on the way to it, is behind an option that is not `y`.
+not_built_in() {  # FILE: true when the Makefiles say it is not built in
+  dir=${1%/*} obj=${1##*/}
+  obj=${obj%.*}.o
+  while :; do
+    mk=$dir/Makefile
+    [ -f "$mk" ] || mk=$dir/Kbuild
+    if [ -f "$mk" ]; then
+      how=$(awk -v o="$obj" '{ for (i = 2; i <= NF; i++) if ($i == o) { print $1; exit } }' "$mk")
+      case $how in
+        obj-y*) ;;
+        obj-\$\(CONFIG_*)
+          opt=${how#obj-\$(CONFIG_}
+          opt=${opt%%)*}
+          grep -q "^CONFIG_$opt=y" .config || return 0 ;;
+      esac
+    fi
+    case $dir in */*) ;; *) return 1 ;; esac
+    obj=${dir##*/}/
+    dir=${dir%/*}
   done
-  [ -n "$found" ] || echo "@@dmb:failed $first $sym"
-done < /tmp/dmb-found
+}
+awk '{ n[$1]++ } END { for (s in n) if (n[s] > 1) print s }' /tmp/dmb-exporters > /tmp/dmb-several
+: > /tmp/dmb-not-built
+# shellcheck disable=SC2013 # symbols and paths have no spaces
+for file in $(awk 'NR == FNR { several[$0] = 1; next } ($1 in several) { print $2 }' /tmp/dmb-several /tmp/dmb-exporters | sort -u); do
+  if not_built_in "$file"; then echo "$file" >> /tmp/dmb-not-built; fi
+done
+# Each symbol from the first of its exporters that genksyms went through,
+# built-in ones first, in one pass: thousands of symbols may be asked for.
+# shellcheck disable=SC2016 # an awk program
+find . -name '*.dmb-crcs' -print0 | xargs -0 -r awk '$1 == "#SYMVER" {
+    f = FILENAME; sub(/^\.\//, "", f); sub(/\.dmb-crcs$/, ".c", f); print f, $2, $3 }' \
+  > /tmp/dmb-computed
+awk 'FILENAME == "/tmp/dmb-includers" { unit[$1] = $2; next }
+     FILENAME == "/tmp/dmb-computed" { crc[$1 " " $2] = $3; next }
+     FILENAME == "/tmp/dmb-not-built" { skip[$1] = 1; next }
+     {
+       sym = $1; file = $2; u = (file in unit) ? unit[file] : file
+       if (!(sym in first)) { first[sym] = file; order[++n] = sym }
+       if ((u " " sym) in crc) {
+         if (file in skip) { if (!(sym in late)) late[sym] = crc[u " " sym] " " file " " $3 }
+         else if (!(sym in done)) { done[sym] = 1; print "@@dmb:crc", sym, crc[u " " sym], file, $3 }
+       }
+     }
+     END {
+       for (i = 1; i <= n; i++) {
+         s = order[i]
+         if (s in done) continue
+         if (s in late) print "@@dmb:crc", s, late[s]
+         else print "@@dmb:failed", first[s], s
+       }
+     }' /tmp/dmb-includers /tmp/dmb-computed /tmp/dmb-not-built /tmp/dmb-exporters
 exit 0

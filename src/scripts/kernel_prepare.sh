@@ -2,7 +2,8 @@
 # Prepares /usr/src/linux for `make M=` builds of the running kernel's
 # modules: the configuration dmb settled (.config), `make modules_prepare`
 # with the kernel's exact release ($KVER), and the kernel's own
-# Module.symvers, whose CRCs every module built here is linked against.
+# Module.symvers, whose CRCs every module built here is linked against (a
+# synthesized kernel has none yet: dmb computes it afterwards).
 # $KCC: the kernel's compiler command, where the builder has it.
 set -eu
 cd /usr/src/linux
@@ -16,4 +17,6 @@ if ! grep -q "\"$KVER\"" include/generated/utsrelease.h; then
   echo "@@dmb:failed utsrelease $(cat include/generated/utsrelease.h)"
   exit 1
 fi
-cp "/usr/src/linux-headers-$KVER/Module.symvers" Module.symvers
+if [ -d "/usr/src/linux-headers-$KVER" ]; then
+  cp "/usr/src/linux-headers-$KVER/Module.symvers" Module.symvers
+fi

@@ -48,6 +48,12 @@ pub const IN_TREE_BUILD: &str = include_str!("in_tree_build.sh");
 pub const KERNEL_CRCS: &str = include_str!("kernel_crcs.sh");
 /// depmod's index of the modules in `/dmb/ko`.
 pub const DEPMOD: &str = include_str!("depmod.sh");
+/// The kernel's export list and BTF, for a snapshot.
+pub const SNAPSHOT: &str = include_str!("snapshot.sh");
+/// Unpacks (and patches) the source of a kernel to synthesize.
+pub const SYNTH_SOURCE: &str = include_str!("synth_source.sh");
+/// The LinuxKit layout of a synthesized kernel image.
+pub const SYNTH_PACK: &str = include_str!("synth_pack.sh");
 
 /// One `@@dmb:VERB ARGS…` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +173,9 @@ mod tests {
             IN_TREE_BUILD,
             KERNEL_CRCS,
             DEPMOD,
+            SNAPSHOT,
+            SYNTH_SOURCE,
+            SYNTH_PACK,
         ] {
             assert!(script.starts_with("#!/bin/sh\n"), "{script}");
             // Only the one dialect: no record prefix other than RECORD.

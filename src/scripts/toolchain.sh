@@ -3,7 +3,7 @@
 # `@@dmb:tool NAME`, `@@dmb:header NAME` (development headers a kernel
 # build compiles against) and `@@dmb:pm NAME`, one per line, and
 # `@@dmb:version pahole VERSION` (which decides what BTF a kernel gets).
-for t in make gcc cc clang tar flex bison bc perl pahole python3 xz; do
+for t in make gcc cc clang tar flex bison bc perl pahole python3 xz patch; do
   if command -v "$t" >/dev/null 2>&1; then echo "@@dmb:tool $t"; fi
 done
 for h in libelf:gelf.h openssl:openssl/opensslv.h; do

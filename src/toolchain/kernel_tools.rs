@@ -18,6 +18,15 @@ pub struct Need {
     pub why: String,
 }
 
+/// What applying patches to a kernel source needs.
+pub fn patch_need() -> Need {
+    Need {
+        probe: "patch",
+        what: "patch",
+        why: "the patches given".into(),
+    }
+}
+
 /// What a build in the tree of a kernel with `config` needs.
 pub fn needs(config: &KernelConfig) -> Vec<Need> {
     let always = |probe, what| Need {
@@ -126,6 +135,7 @@ fn package(pm: PackageManager, probe: &str) -> Option<&'static str> {
         ("pahole", Apk) => "pahole",
         ("pahole", _) => "dwarves",
         ("python3", _) => "python3",
+        ("patch", _) => "patch",
         _ => return None,
     })
 }

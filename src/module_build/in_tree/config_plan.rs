@@ -231,7 +231,7 @@ pub fn settle(
 }
 
 /// Symbols that record the toolchain rather than choose a feature.
-fn is_toolchain_symbol(symbol: &str) -> bool {
+pub(crate) fn is_toolchain_symbol(symbol: &str) -> bool {
     symbol.ends_with("_VERSION")
         || symbol == "CC_VERSION_TEXT"
         || symbol.starts_with("CC_IS_")

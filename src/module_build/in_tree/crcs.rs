@@ -43,6 +43,8 @@ impl Difference {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Computed {
     pub crcs: BTreeMap<String, (u32, String)>,
+    /// The export macro of each symbol with a CRC (`EXPORT_SYMBOL_GPL`).
+    pub kinds: BTreeMap<String, String>,
     /// Exported by no C file by name (assembly, macros): not recomputed.
     pub unfound: Vec<String>,
     /// Files kbuild could not run genksyms over.
@@ -57,6 +59,9 @@ impl Computed {
                 "crc" => {
                     let crc = u32::from_str_radix(r.arg(1).trim_start_matches("0x"), 16);
                     if let Ok(crc) = crc {
+                        if !r.arg(3).is_empty() {
+                            c.kinds.insert(r.arg(0).to_string(), r.arg(3).to_string());
+                        }
                         c.crcs
                             .insert(r.arg(0).to_string(), (crc, r.arg(2).to_string()));
                     }
@@ -181,9 +186,11 @@ mod tests {
 
     #[test]
     fn genksyms_records_and_differences() {
-        let out = "@@dmb:unfound memcpy\n@@dmb:crc register_netdevice 0x12345678 net/core/dev.c\n@@dmb:crc kfree 0x0000abcd mm/slab_common.c\n@@dmb:failed drivers/x.c\n";
+        let out = "@@dmb:unfound memcpy\n@@dmb:crc register_netdevice 0x12345678 net/core/dev.c EXPORT_SYMBOL_GPL\n@@dmb:crc kfree 0x0000abcd mm/slab_common.c\n@@dmb:failed drivers/x.c\n";
         let c = Computed::parse(out);
         assert_eq!(c.crcs.len(), 2);
+        assert_eq!(c.kinds["register_netdevice"], "EXPORT_SYMBOL_GPL");
+        assert!(!c.kinds.contains_key("kfree"));
         assert_eq!(c.unfound, ["memcpy"]);
         assert_eq!(c.failed, ["drivers/x.c"]);
         let files: std::collections::BTreeMap<String, Vec<u8>> = [

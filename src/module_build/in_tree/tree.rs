@@ -68,37 +68,13 @@ pub fn source_image<E: ?Sized + Engine>(
     if engine.image_id(&tag)?.is_some() {
         return Ok(tag);
     }
-    // What the kernel's configuration needs of the builder, installed
-    // once into this image when the builder lacks it.
-    let found = engine.run(&session.request(buildenv, "tools", scripts::TOOLCHAIN))?;
-    let toolchain = Toolchain::from_probe(&found.stdout);
-    let needs = kernel_tools::needs(config);
-    let lacking = toolchain.lacks(&needs);
-    let install = match (&lacking[..], toolchain.package_manager) {
-        ([], _) => None,
-        (_, Some(pm)) => {
-            progress.step(&format!(
-                "{} lacks {}: installing (cached)",
-                refs.build_ref,
-                lacking
-                    .iter()
-                    .map(|n| format!("{} for {}", n.what, n.why))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            Some(pm.install_kernel_tools(&lacking))
-        }
-        (_, None) => {
-            return Err(InTreeError::LacksTools {
-                reference: refs.build_ref.clone(),
-                lacking: lacking
-                    .iter()
-                    .map(|n| format!("{} (for {})", n.what, n.why))
-                    .collect(),
-            }
-            .into())
-        }
-    };
+    let install = tools_install(
+        session,
+        buildenv,
+        &refs.build_ref,
+        &kernel_tools::needs(config),
+        progress,
+    )?;
     progress.step(&format!(
         "unpacking the source of {} into {tag} (once per kernel and builder)",
         refs.kernel_ref
@@ -132,6 +108,46 @@ pub fn source_image<E: ?Sized + Engine>(
         log,
     })?;
     Ok(tag)
+}
+
+/// The command that installs what of `needs` (what a kernel-tree build
+/// needs: [`kernel_tools::needs`]) `image` (the builder `reference`, or an image made from it) lacks;
+/// none when it lacks nothing. Refused when it lacks something and has no
+/// package manager.
+pub(crate) fn tools_install<E: ?Sized + Engine>(
+    session: &Session<E>,
+    image: &str,
+    reference: &str,
+    needs: &[kernel_tools::Need],
+    progress: &mut dyn Progress,
+) -> Result<Option<String>, crate::Error> {
+    let found = session
+        .engine()
+        .run(&session.request(image, "tools", scripts::TOOLCHAIN))?;
+    let toolchain = Toolchain::from_probe(&found.stdout);
+    let lacking = toolchain.lacks(needs);
+    match (&lacking[..], toolchain.package_manager) {
+        ([], _) => Ok(None),
+        (_, Some(pm)) => {
+            progress.step(&format!(
+                "{reference} lacks {}: installing (cached)",
+                lacking
+                    .iter()
+                    .map(|n| format!("{} for {}", n.what, n.why))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            Ok(Some(pm.install_kernel_tools(&lacking)))
+        }
+        (_, None) => Err(InTreeError::LacksTools {
+            reference: reference.to_string(),
+            lacking: lacking
+                .iter()
+                .map(|n| format!("{} (for {})", n.what, n.why))
+                .collect(),
+        }
+        .into()),
+    }
 }
 
 /// The prepared tree for `plan`: from the cache, or configured (and
@@ -210,7 +226,7 @@ pub fn prepared<E: ?Sized + Engine>(
 }
 
 /// The configuration `olddefconfig` makes of `text` in the source tree.
-fn olddefconfig<E: ?Sized + Engine>(
+pub(crate) fn olddefconfig<E: ?Sized + Engine>(
     session: &Session<E>,
     source_image: &str,
     text: &str,
@@ -239,7 +255,7 @@ fn olddefconfig<E: ?Sized + Engine>(
 
 /// Builds and tags an image; a build that fails gives the last lines of
 /// its log.
-fn build_image<E: ?Sized + Engine>(
+pub(crate) fn build_image<E: ?Sized + Engine>(
     session: &Session<E>,
     context: &std::path::Path,
     dockerfile_text: &str,

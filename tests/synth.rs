@@ -1,0 +1,318 @@
+//! A kernel image synthesized for a kernel whose image the engine does not
+//! have: a snapshot of the desktop-sim's kernel (`dmb detect --save` in the
+//! VM, whose engine has had the kit's kernel image removed), `dmb kernel
+//! synthesize --snapshot` on this machine's engine from the kit kernel's own
+//! Debian source tarball, modules built against it here, loaded there.
+//! Then what must be refused: a source with a structure changed (a patch),
+//! a configuration changed, a builder without pahole for a BTF kernel.
+
+mod common;
+
+use common::sim::*;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The kit kernel's Debian source tarball.
+fn kit_source() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(root().join("scripts/kit.sh"))
+        .arg("--source-tarball")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kit.sh --source-tarball: {}",
+        stderr(&out)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// `dmb kernel synthesize` as a user runs it: no DMB_* variables, no refs.
+fn synthesize(args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dmb"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DMB_") || k == "KERNEL_REF" || k == "BUILD_REF" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env_remove("DOCKER_HOST")
+        .env("XDG_CACHE_HOME", cache_dir())
+        .args(["kernel", "synthesize"])
+        .args(args)
+        .current_dir(root());
+    run(cmd, 40 * MIN, "dmb kernel synthesize")
+}
+
+/// The symbols and CRCs of a module's `__versions`, in order.
+fn versions(path: &Path) -> Vec<(String, u32)> {
+    read_module(path)
+        .versions
+        .iter()
+        .map(|v| (v.symbol.clone(), v.crc))
+        .collect()
+}
+
+fn build_hello(kernel_ref: &str, src: &Path, out: &Path, image: &TestImage) -> PathBuf {
+    let mut cmd = dmb(BUILDKIT);
+    cmd.args([
+        "build",
+        "-q",
+        "--kernel-ref",
+        kernel_ref,
+        "--module-ref",
+        image.name(),
+    ])
+    .arg(src)
+    .arg("-o")
+    .arg(out);
+    let done = cmd.output().unwrap();
+    assert!(
+        done.status.success(),
+        "build against {kernel_ref}: {}",
+        stderr(&done)
+    );
+    out.join("hello.ko")
+}
+
+#[test]
+fn a_kernel_image_synthesized_from_the_vms_facts_builds_modules_that_load_there() {
+    if !sim_available("the synthesis test") {
+        return;
+    }
+    let kit = kit();
+    let source = kit_source();
+    let scratch = tempfile::tempdir().unwrap();
+    let snapshot = scratch.path().join("sim.dmb");
+
+    // The VM, without any kernel image for its kernel.
+    let sim = Sim::new();
+    let host = sim.start("up", UP_COLD);
+    vm_docker_ok(&host, &["image", "rm", &kit.kernel_ref], MIN);
+    let said = run_ok(
+        dmb_vm(&host, &["detect", "--save", snapshot.to_str().unwrap()]),
+        10 * MIN,
+        "dmb detect --save (in the VM)",
+    );
+    assert!(
+        said.contains(&format!("kernel:      {}", kit.kver)),
+        "{said}"
+    );
+
+    // The image, from the snapshot and the source, on this machine's engine.
+    let done = synthesize(&[
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+    ]);
+    let err = stderr(&done);
+    assert!(done.status.success(), "synthesize: {err}");
+    let reference = String::from_utf8(done.stdout).unwrap().trim().to_string();
+    assert!(
+        reference.starts_with(&format!("dmb-synth/kernel:{}-", kit.kver)),
+        "{reference}"
+    );
+    // Every kernel export is listed; what both sides know agrees.
+    let coverage = err
+        .lines()
+        .find(|l| l.starts_with("dmb: Module.symvers: "))
+        .unwrap_or_else(|| panic!("no coverage line: {err}"));
+    eprintln!("{coverage}");
+    assert!(coverage.contains("kernel exports listed"), "{coverage}");
+    let files = image_files(&reference);
+    assert_eq!(
+        files,
+        [
+            "kernel-dev.tar",
+            "kernel.tar",
+            "linux.tar.xz",
+            "vmlinux.btf"
+        ],
+        "{files:?}"
+    );
+    let symvers = read_symvers(&reference, &kit.kver);
+    let real = read_symvers(&kit.kernel_ref, &kit.kver);
+    let vmlinux = |s: &dmb::kernel::symvers::Symvers| {
+        s.symbols
+            .iter()
+            .filter(|(_, e)| e.module == "vmlinux")
+            .map(|(k, e)| (k.clone(), e.crc))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (ours, theirs) = (vmlinux(&symvers), vmlinux(&real));
+    let wrong: Vec<&String> = ours
+        .iter()
+        .filter(|(k, c)| theirs.get(*k).is_some_and(|t| t != *c))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(wrong.is_empty(), "CRCs not the real kernel's: {wrong:?}");
+    eprintln!(
+        "synthesized Module.symvers: {} of the real {} vmlinux CRCs, all equal",
+        ours.len(),
+        theirs.len()
+    );
+    assert!(
+        ours.len() * 100 >= theirs.len() * 95,
+        "{} of {}",
+        ours.len(),
+        theirs.len()
+    );
+
+    // A second run finds it.
+    let again = synthesize(&[
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+    ]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stderr(&again).contains("is cached"), "{}", stderr(&again));
+
+    // A module built against it is the module built against the real
+    // headers: the same __versions, byte for byte.
+    let hello = unique_hello("synth");
+    let (a, b) = (TestImage::new("synth-hello"), TestImage::new("kit-hello"));
+    let ours = build_hello(&reference, hello.path(), &scratch.path().join("ours"), &a);
+    let theirs = build_hello(
+        &kit.kernel_ref,
+        hello.path(),
+        &scratch.path().join("kit"),
+        &b,
+    );
+    assert_eq!(versions(&ours), versions(&theirs));
+    assert!(!versions(&ours).is_empty());
+
+    // ... and loads in the VM.
+    image_to_vm(&host, a.name(), scratch.path());
+    run_ok(
+        dmb_vm(&host, &["load", a.name()]),
+        5 * MIN,
+        "dmb load (hello built against the synthesized image)",
+    );
+    assert!(loaded_modules(&host).iter().any(|m| m == "hello"));
+    drop(sim);
+
+    refusals(&snapshot, &source, scratch.path());
+}
+
+/// What the cross-check and the configuration check must refuse.
+fn refusals(snapshot: &Path, source: &Path, scratch: &Path) {
+    // One member more in a structure much of the kernel uses.
+    let patches = scratch.join("patches");
+    std::fs::create_dir_all(&patches).unwrap();
+    std::fs::write(
+        patches.join("0001-grow-struct-device.patch"),
+        device_patch(source),
+    )
+    .unwrap();
+    let done = synthesize(&[
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+        "--patches",
+        patches.to_str().unwrap(),
+    ]);
+    let err = stderr(&done);
+    assert_eq!(done.status.code(), Some(83), "{err}");
+    assert!(err.contains("symbols whose CRCs disagree"), "{err}");
+    assert!(err.contains("computed from the source"), "{err}");
+
+    // The configuration says the kernel was built without autogroups
+    // (`struct signal_struct` loses a member): its modules say otherwise.
+    let mut facts = dmb::synth::Snapshot::read(snapshot).unwrap();
+    facts.config = facts.config.replace(
+        "CONFIG_SCHED_AUTOGROUP=y",
+        "# CONFIG_SCHED_AUTOGROUP is not set",
+    );
+    let changed = scratch.join("changed.dmb");
+    facts.write(&changed).unwrap();
+    let done = synthesize(&[
+        "--snapshot",
+        changed.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+    ]);
+    let err = stderr(&done);
+    assert_eq!(done.status.code(), Some(83), "{err}");
+    assert!(err.contains("symbols whose CRCs disagree"), "{err}");
+
+    // A builder without pahole (and nothing to install it with) for a
+    // kernel with BTF.
+    let builder = TestImage::new("no-pahole");
+    let context = scratch.join("no-pahole");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN rm -f /usr/bin/pahole /usr/bin/apt-get /usr/bin/apt /usr/bin/dpkg\n",
+            kit().build_ref
+        ),
+    )
+    .unwrap();
+    docker_ok(&[
+        "build",
+        "-q",
+        "-t",
+        builder.name(),
+        context.to_str().unwrap(),
+    ]);
+    let done = synthesize(&[
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+        "--build-ref",
+        builder.name(),
+    ]);
+    let err = stderr(&done);
+    assert_eq!(done.status.code(), Some(73), "{err}");
+    assert!(
+        err.contains("pahole (dwarves) (for CONFIG_DEBUG_INFO_BTF=y)"),
+        "{err}"
+    );
+}
+
+/// A patch that adds a member to `struct device`.
+fn device_patch(source: &Path) -> String {
+    let out = Command::new("tar")
+        .arg("-xJOf")
+        .arg(source)
+        .arg("--wildcards")
+        .arg("*/include/linux/device.h")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let header = String::from_utf8(out.stdout).unwrap();
+    let at =
+        header.find("\nstruct device {\n").expect("struct device") + "\nstruct device {\n".len();
+    // Inserted after the line that opens the structure.
+    let line = header[..at].lines().count();
+    format!(
+        "--- a/include/linux/device.h\n+++ b/include/linux/device.h\n@@ -{line},0 +{},1 @@\n+\tunsigned long dmb_test_member;\n",
+        line + 1
+    )
+}
+
+/// The Module.symvers of a kernel image's header tree for `kver`.
+fn read_symvers(reference: &str, kver: &str) -> dmb::kernel::symvers::Symvers {
+    let tar = image_file(reference, "/kernel-dev.tar");
+    let want = format!("usr/src/linux-headers-{kver}/Module.symvers");
+    let mut archive = tar::Archive::new(&tar[..]);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("./")
+            == want
+        {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            return dmb::kernel::symvers::Symvers::parse(&text).unwrap();
+        }
+    }
+    panic!("no {want} in {reference}");
+}
