@@ -28,8 +28,13 @@ fn kit_source() -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
-/// `dmb kernel synthesize` as a user runs it: no DMB_* variables, no refs.
+/// `dmb kernel synthesize` as a user runs it: no DMB_* variables, and the
+/// builder named (the VM's detection, with no kernel image to name the
+/// kit's builder, picks `debian:bookworm` by the kernel's gcc, which no
+/// registry can bring here; the kit's builder is that image, debootstrapped)
+/// unless `args` name another.
 fn synthesize(args: &[&str]) -> std::process::Output {
+    let kit = kit();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dmb"));
     for (k, _) in std::env::vars() {
         if k.starts_with("DMB_") || k == "KERNEL_REF" || k == "BUILD_REF" {
@@ -41,6 +46,9 @@ fn synthesize(args: &[&str]) -> std::process::Output {
         .args(["kernel", "synthesize"])
         .args(args)
         .current_dir(root());
+    if !args.contains(&"--build-ref") {
+        cmd.args(["--build-ref", &kit.build_ref]);
+    }
     run(cmd, 40 * MIN, "dmb kernel synthesize")
 }
 
