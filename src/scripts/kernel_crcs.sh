@@ -17,8 +17,8 @@ cc=${KCC:-gcc}
 command -v "$cc" >/dev/null 2>&1 || cc=gcc
 arch=${KARCH:-x86}
 printf '%s\n' "$@" | sort -u > /tmp/dmb-want
-grep -rEo --include='*.c' --include='*.h' 'EXPORT_SYMBOL(_GPL)?(_NS)?(_GPL)?\([[:space:]]*[A-Za-z0-9_]+' . 2>/dev/null \
-  | sed -e 's#^\./##' -e 's#:\(EXPORT_SYMBOL[A-Z_]*\)([[:space:]]*# \1 #' \
+grep -rEo --include='*.c' --include='*.h' 'EXPORT_(PER_CPU_)?SYMBOL(_GPL)?(_NS)?(_GPL)?\([[:space:]]*[A-Za-z0-9_]+' . 2>/dev/null \
+  | sed -e 's#^\./##' -e 's#:\(EXPORT_[A-Z_]*SYMBOL[A-Z_]*\)([[:space:]]*# \1 #' \
   | awk -v arch="arch/$arch/" '$1 !~ "^arch/" || index($1, arch) == 1' \
   | awk 'NR == FNR { want[$0] = 1; next } ($3 in want) && !seen[$3 " " $1]++ { print $3, $1, $2 }' /tmp/dmb-want - \
   > /tmp/dmb-exporters
@@ -61,15 +61,18 @@ done
 # includes <asm/asm-prototypes.h> and exports them by name, through
 # genksyms. A symbol no prototype there declares gets no CRC (nor does it
 # from kbuild); it stays `unfound`.
+# Only what a .S file exports by name goes in: another export the C grep
+# missed (made by a macro) would get the CRC of another declaration.
 asm=arch/$arch/lib/dmb-asm-exports.c
-if [ -s /tmp/dmb-unfound ] && [ -d "${asm%/*}" ]; then
+grep -rEoh --include='*.S' 'EXPORT_SYMBOL(_GPL)?\([[:space:]]*[A-Za-z0-9_]+' . 2>/dev/null \
+  | sed 's#^\(EXPORT_SYMBOL[A-Z_]*\)([[:space:]]*# \1 #' | awk '{ print $2, $1 }' > /tmp/dmb-asm-kinds
+awk 'NR == FNR { asm[$1] = 1; next } ($1 in asm)' /tmp/dmb-asm-kinds /tmp/dmb-unfound > /tmp/dmb-asm-wanted
+if [ -s /tmp/dmb-asm-wanted ] && [ -d "${asm%/*}" ]; then
   {
     printf '#include <linux/kernel.h>\n#include <linux/export.h>\n#include <asm/asm-prototypes.h>\n'
-    sed 's/.*/EXPORT_SYMBOL(&);/' /tmp/dmb-unfound
+    sed 's/.*/EXPORT_SYMBOL(&);/' /tmp/dmb-asm-wanted
   } > "$asm"
   symtypes "$asm"
-  grep -rEoh --include='*.S' 'EXPORT_SYMBOL(_GPL)?\([[:space:]]*[A-Za-z0-9_]+' . 2>/dev/null \
-    | sed 's#^\(EXPORT_SYMBOL[A-Z_]*\)([[:space:]]*# \1 #' | awk '{ print $2, $1 }' > /tmp/dmb-asm-kinds
   # shellcheck disable=SC2016 # an awk program
   awk -v f="$asm" 'FILENAME == "/tmp/dmb-asm-kinds" { kind[$1] = $2; next }
        $1 == "#SYMVER" { print $2, f, ($2 in kind) ? kind[$2] : "EXPORT_SYMBOL" }' \
