@@ -17,8 +17,20 @@ cc=${KCC:-gcc}
 command -v "$cc" >/dev/null 2>&1 || cc=gcc
 arch=${KARCH:-x86}
 printf '%s\n' "$@" | sort -u > /tmp/dmb-want
-grep -rEo --include='*.c' --include='*.h' 'EXPORT_(PER_CPU_)?SYMBOL(_GPL)?(_NS)?(_GPL)?\([[:space:]]*[A-Za-z0-9_]+' . 2>/dev/null \
-  | sed -e 's#^\./##' -e 's#:\(EXPORT_[A-Z_]*SYMBOL[A-Z_]*\)([[:space:]]*# \1 #' \
+# Exports by name, and the ones macros make of a name: a tracepoint exports
+# __tracepoint_, __traceiter_ and its static call's __SCK__/__SCT__ symbols;
+# a static call its key and trampoline.
+grep -rEo --include='*.c' --include='*.h' 'EXPORT_(SYMBOL|PER_CPU_SYMBOL|EARLY_PER_CPU_SYMBOL|TRACEPOINT_SYMBOL|STATIC_CALL|STATIC_CALL_TRAMP)(_GPL)?(_NS)?(_GPL)?\([[:space:]]*[A-Za-z0-9_]+' . 2>/dev/null \
+  | sed -e 's#^\./##' -e 's#:\(EXPORT_[A-Z_]*\)([[:space:]]*# \1 #' \
+  | awk '{ kind = ($2 ~ /GPL/) ? "EXPORT_SYMBOL_GPL" : "EXPORT_SYMBOL" }
+         $2 ~ /^EXPORT_TRACEPOINT_SYMBOL/ {
+           print $1, kind, "__tracepoint_" $3; print $1, kind, "__traceiter_" $3
+           print $1, kind, "__SCK__tp_func_" $3; print $1, kind, "__SCT__tp_func_" $3; next }
+         $2 ~ /^EXPORT_STATIC_CALL_TRAMP/ { print $1, kind, "__SCT__" $3; next }
+         $2 ~ /^EXPORT_STATIC_CALL/ { print $1, kind, "__SCK__" $3; print $1, kind, "__SCT__" $3; next }
+         $2 ~ /^EXPORT_EARLY_PER_CPU_SYMBOL/ {
+           print $1, kind, $3; print $1, kind, $3 "_early_ptr"; print $1, kind, $3 "_early_map"; next }
+         { print }' \
   | awk -v arch="arch/$arch/" '$1 !~ "^arch/" || index($1, arch) == 1' \
   | awk 'NR == FNR { want[$0] = 1; next } ($3 in want) && !seen[$3 " " $1]++ { print $3, $1, $2 }' /tmp/dmb-want - \
   > /tmp/dmb-exporters
@@ -48,7 +60,7 @@ awk '{ print $2 }' /tmp/dmb-exporters | sort -u | while read -r file; do
   case $file in *.c) [ -s "${file%.c}.dmb-crcs" ] && continue ;; esac
   dir=${file%/*}
   for other in "$dir"/*.c; do
-    if grep -q "^#include \"${file##*/}\"" "$other" 2>/dev/null; then
+    if grep -Eq "^#[[:space:]]*include \"${file##*/}\"" "$other" 2>/dev/null; then
       echo "$file $other" >> /tmp/dmb-includers
       break
     fi
