@@ -539,7 +539,8 @@ pub fn synthesize<E: ?Sized + Engine>(
     if let Some(btf) = &snapshot.btf {
         write(&dmb.join("vmlinux.btf"), btf)?;
     }
-    let coverage_label = serde_json::to_string(&CoverageLabel::of(&coverage))
+    // The label holds the counts (`missing` is not serialized).
+    let coverage_label = serde_json::to_string(&coverage)
         .unwrap_or_default()
         .replace('"', "'");
     let labels = [
@@ -576,30 +577,6 @@ pub fn synthesize<E: ?Sized + Engine>(
         notes,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// The coverage as a label holds it (the missing symbols counted only).
-#[derive(Serialize)]
-struct CoverageLabel {
-    listed: Option<usize>,
-    harvested: usize,
-    computed: usize,
-    both: usize,
-    agreeing: usize,
-    module_exports: usize,
-}
-
-impl CoverageLabel {
-    fn of(c: &Coverage) -> Self {
-        CoverageLabel {
-            listed: c.listed,
-            harvested: c.harvested,
-            computed: c.computed,
-            both: c.both,
-            agreeing: c.agreeing,
-            module_exports: c.module_exports,
-        }
-    }
 }
 
 /// A label of a local image; none when there is no such image.

@@ -48,11 +48,13 @@ pub struct Coverage {
     pub agreeing: usize,
     /// Exports of the VM's own modules (their CRCs as the modules carry them).
     pub module_exports: usize,
-    /// Listed exports with no CRC either way (exported from assembly, or
-    /// from a file genksyms could not go through): left out of
+    /// Listed exports with no CRC either way (made by a macro dmb does not
+    /// know, or in a file genksyms could not go through): left out of
     /// Module.symvers, so a module that imports one fails at modpost
     /// instead of loading unchecked.
-    #[serde(default)]
+    pub without_crc: usize,
+    /// Which (not kept in the image's label).
+    #[serde(default, skip_serializing)]
     pub missing: Vec<String>,
 }
 
@@ -67,7 +69,7 @@ impl Coverage {
             self.both,
             self.agreeing,
             self.module_exports,
-            self.missing.len()
+            self.without_crc
         )
     }
 }
@@ -163,6 +165,7 @@ pub fn assemble(
         }
         let Some(crc) = computed_crc.or(harvested) else {
             coverage.missing.push(symbol.to_string());
+            coverage.without_crc += 1;
             continue;
         };
         let kind = computed
@@ -260,6 +263,7 @@ mod tests {
                 both: 1,
                 agreeing: 1,
                 module_exports: 1,
+                without_crc: 1,
                 missing: vec!["memcpy".into()],
             }
         );
