@@ -39,7 +39,8 @@ else
   save="-"
 fi
 
-for repo in dmb-synth-source dmb-synth-prepared dmb-synth/kernel; do
+# Children before their parents: kernel images, prepared trees, sources.
+for repo in dmb-synth/kernel dmb-synth-prepared dmb-synth-source; do
   ids=$(docker images -q "$repo")
   if [ -n "$ids" ]; then
     # shellcheck disable=SC2086

@@ -554,6 +554,7 @@ pub fn synthesize<E: ?Sized + Engine>(
         ),
     ];
     let text = dockerfile::image(&prepared_tag, &key, release.as_str(), &labels);
+    let previous = engine.image_id(&reference)?;
     tree::build_image(
         session,
         context.path(),
@@ -567,6 +568,15 @@ pub fn synthesize<E: ?Sized + Engine>(
         step: "packing the kernel image",
         log,
     })?;
+    // The image this tag named before (other facts or source), untagged
+    // now: not left dangling.
+    if let Some(old) = previous {
+        if engine.image_id(&reference)?.as_deref() != Some(old.as_str())
+            && engine.image_tags_and_label(&old, SYNTHESIZED_LABEL)?.0 == 0
+        {
+            engine.remove_image(&old)?;
+        }
+    }
     Ok(Synthesized {
         reference,
         release: release.to_string(),
