@@ -87,6 +87,15 @@ impl KernelConfig {
     }
 }
 
+/// Option names as people write them, joined: `CONFIG_IP_SCTP, CONFIG_CAN`.
+pub fn option_list<S: AsRef<str>>(symbols: impl IntoIterator<Item = S>) -> String {
+    symbols
+        .into_iter()
+        .map(|s| format!("CONFIG_{}", s.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -355,12 +355,7 @@ pub fn synthesize<E: ?Sized + Engine>(
     if !check.metadata.is_empty() {
         notes.push(format!(
             "olddefconfig set what the kernel's configuration left out and only module signing reads: {}",
-            check
-                .metadata
-                .iter()
-                .map(|c| format!("CONFIG_{}", c.symbol))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::kernel::config::option_list(check.metadata.iter().map(|c| &c.symbol))
         ));
     }
     if !check.toolchain.is_empty() {

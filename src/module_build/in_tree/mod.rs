@@ -72,7 +72,10 @@ pub enum InTreeError {
         "CONFIG_{needed_by} needs CONFIG_{symbol}, which this kernel's Kconfig does not define"
     )]
     UnknownDependency { symbol: String, needed_by: String },
-    #[error("{} build(s) no module of its own; name the modules you want", symbols.iter().map(|s| format!("CONFIG_{s}")).collect::<Vec<_>>().join(", "))]
+    #[error(
+        "{} build(s) no module of its own; name the modules you want",
+        crate::kernel::config::option_list(symbols)
+    )]
     BuildsNoModule { symbols: Vec<String> },
     #[error(
         "{} is built into the running kernel already (CONFIG_{symbol}=y)",
@@ -81,7 +84,7 @@ pub enum InTreeError {
     AlreadyBuiltIn { module: String, symbol: String },
     #[error("the module(s) cannot be added: the kernel's own configuration would change where the running kernel has it built in: {}", changes.iter().map(Change::describe).collect::<Vec<_>>().join("; "))]
     ConfigChanges { changes: Vec<Change> },
-    #[error("{}: the running kernel was built without {}, and turning {} on changes what the kernel's own code uses: {} of the kernel symbols the modules import have other CRCs with it ({}{})", modules.join(", "), options.iter().map(|o| format!("CONFIG_{o}")).collect::<Vec<_>>().join(", "), if options.len() == 1 { "it" } else { "them" }, differences.len(), differences.iter().take(3).map(crcs::Difference::describe).collect::<Vec<_>>().join("; "), if differences.len() > 3 { "; …" } else { "" })]
+    #[error("{}: the running kernel was built without {}, and turning {} on changes what the kernel's own code uses: {} of the kernel symbols the modules import have other CRCs with it ({}{})", modules.join(", "), crate::kernel::config::option_list(options), if options.len() == 1 { "it" } else { "them" }, differences.len(), differences.iter().take(3).map(crcs::Difference::describe).collect::<Vec<_>>().join("; "), if differences.len() > 3 { "; …" } else { "" })]
     KernelChanges {
         modules: Vec<String>,
         options: Vec<String>,
@@ -242,21 +245,12 @@ pub fn run<E: ?Sized + Engine>(
     if plan.is_unchanged() {
         progress.step(&format!(
             "{} already set in the running kernel's configuration: it stays as it is",
-            request
-                .symbols
-                .iter()
-                .map(|s| format!("CONFIG_{s}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::kernel::config::option_list(&request.symbols)
         ));
     } else {
         progress.step(&format!(
             "enabling as modules: {}",
-            plan.enable
-                .keys()
-                .map(|s| format!("CONFIG_{s}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::kernel::config::option_list(plan.enable.keys())
         ));
     }
 
@@ -451,11 +445,7 @@ pub fn assess(
     } else {
         format!(
             "yes, if the build finds no change to what the kernel has built in: it enables {} as module(s)",
-            plan.enable
-                .keys()
-                .map(|s| format!("CONFIG_{s}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::kernel::config::option_list(plan.enable.keys())
         )
     })
 }

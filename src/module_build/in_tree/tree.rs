@@ -182,12 +182,7 @@ pub fn prepared<E: ?Sized + Engine>(
     if !settled.new_modules.is_empty() {
         notes.push(format!(
             "the configuration gains the module options {}",
-            settled
-                .new_modules
-                .iter()
-                .map(|s| format!("CONFIG_{s}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::kernel::config::option_list(&settled.new_modules)
         ));
     }
     if !settled.toolchain.is_empty() {
