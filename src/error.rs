@@ -213,7 +213,7 @@ impl Error {
                 "give the kernel image with --kernel-ref IMAGE or KERNEL_REF=IMAGE (for Docker Desktop: the `kernel.image` of /etc/linuxkit.yml in its VM)".into()
             }
             Error::KernelImage(K::NotFound { reference }) => format!(
-                "`docker pull {reference}` (or build it) first; dmb uses images already in the engine. Where nobody published one (every Docker Desktop kernel since 5.15.49), make it: `dmb kernel synthesize --source TARBALL` prints its reference"
+                "`docker pull {reference}` (or build it) first; dmb uses images already in the engine. Where nobody published one (every Docker Desktop kernel since 5.15.49), make it: `dmb build` with no --kernel-ref synthesizes one for the engine's kernel (without --no-synthesize), and `dmb kernel synthesize [--source TARBALL|DIR|URL]` prints its reference"
             ),
             Error::Build(B::BuildRefNotFound { reference }) => format!(
                 "`docker pull {reference}` (or build it) first; dmb uses images already in the engine"

@@ -10,6 +10,24 @@ pub trait Progress {
     fn warn(&mut self, message: &str) {
         eprintln!("dmb: warning: {message}");
     }
+    /// A transfer of `total` bytes (when known) named `what` begins.
+    fn meter(&mut self, _what: &str, _total: Option<u64>) -> Box<dyn Meter> {
+        Box::new(NoMeter)
+    }
+}
+
+/// How far a transfer has come.
+pub trait Meter {
+    fn set(&mut self, done: u64);
+    fn finish(&mut self, done: u64);
+}
+
+/// Shows nothing.
+pub struct NoMeter;
+
+impl Meter for NoMeter {
+    fn set(&mut self, _: u64) {}
+    fn finish(&mut self, _: u64) {}
 }
 
 /// Says nothing.

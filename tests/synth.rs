@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::http::FileServer;
 use common::sim::*;
 use common::*;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,12 @@ fn synthesize(args: &[&str]) -> std::process::Output {
         cmd.args(["--build-ref", &kit.build_ref]);
     }
     run(cmd, 40 * MIN, "dmb kernel synthesize")
+}
+
+fn sha256_of(file: &Path) -> String {
+    let out = Command::new("sha256sum").arg(file).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
 /// The symbols and CRCs of a module's `__versions`, in order.
@@ -107,15 +114,40 @@ fn a_kernel_image_synthesized_from_the_vms_facts_builds_modules_that_load_there(
         "{said}"
     );
 
-    // The image, from the snapshot and the source, on this machine's engine.
+    // The image, from the snapshot and the source (fetched from a loopback
+    // server, verified by its hash), on this machine's engine.
+    let sha256 = sha256_of(&source);
+    let _ = std::fs::remove_dir_all(cache_dir().join("dmb/downloads"));
+    let server = FileServer::new(source.clone());
+    let url = format!("{}/linux-source-6.1.tar.xz", server.base);
     let done = synthesize(&[
         "--snapshot",
         snapshot.to_str().unwrap(),
         "--source",
-        source.to_str().unwrap(),
+        &url,
+        "--sha256",
+        &sha256,
     ]);
     let err = stderr(&done);
     assert!(done.status.success(), "synthesize: {err}");
+    assert_eq!(server.served(), 1, "{err}");
+    assert!(err.contains(&format!("downloading {url}")), "{err}");
+    // A download that is not the file the hash names is refused, not kept.
+    let wrong = synthesize(&[
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--source",
+        &format!("{}/other.tar.xz", server.base),
+        "--sha256",
+        &"0".repeat(64),
+    ]);
+    assert_eq!(wrong.status.code(), Some(81), "{}", stderr(&wrong));
+    assert!(
+        stderr(&wrong).contains(&format!("its SHA-256 is {sha256}")),
+        "{}",
+        stderr(&wrong)
+    );
+    drop(server);
     let reference = String::from_utf8(done.stdout).unwrap().trim().to_string();
     assert!(
         reference.starts_with(&format!("dmb-synth/kernel:{}-", kit.kver)),
@@ -171,15 +203,22 @@ fn a_kernel_image_synthesized_from_the_vms_facts_builds_modules_that_load_there(
         theirs.len()
     );
 
-    // A second run finds it.
+    // A second run finds it, and the source in the cache (the server is gone).
     let again = synthesize(&[
         "--snapshot",
         snapshot.to_str().unwrap(),
         "--source",
-        source.to_str().unwrap(),
+        &url,
+        "--sha256",
+        &sha256,
     ]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(stderr(&again).contains("is cached"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("downloaded before"),
+        "{}",
+        stderr(&again)
+    );
 
     // A module built against it is the module built against the real
     // headers: the same __versions, byte for byte.
@@ -201,6 +240,108 @@ fn a_kernel_image_synthesized_from_the_vms_facts_builds_modules_that_load_there(
         dmb_vm(&host, &["load", a.name()]),
         5 * MIN,
         "dmb load (hello built against the synthesized image)",
+    );
+    assert!(loaded_modules(&host).iter().any(|m| m == "hello"));
+
+    // In-tree modules against it: sctp and its closure, loaded there.
+    let sctp = TestImage::new("synth-sctp");
+    let mut cmd = dmb(BUILDKIT);
+    cmd.env_remove("KERNEL_REF").args([
+        "build",
+        "-q",
+        "--in-tree",
+        "sctp",
+        "--kernel-ref",
+        &reference,
+        "--build-ref",
+        &kit.build_ref,
+        "--module-ref",
+        sctp.name(),
+    ]);
+    run_ok(
+        cmd,
+        30 * MIN,
+        "dmb build --in-tree sctp (synthesized image)",
+    );
+    image_to_vm(&host, sctp.name(), scratch.path());
+    run_ok(
+        dmb_vm(&host, &["load", sctp.name()]),
+        5 * MIN,
+        "dmb load (sctp built against the synthesized image)",
+    );
+    assert!(loaded_modules(&host).iter().any(|m| m == "sctp"));
+
+    // In the VM, with the synthesized image in its engine: `dmb build` with
+    // no refs finds it (and the builder it was made with), builds, checks;
+    // `dmb load` reads its Module.symvers.
+    // Without it there, `dmb build` with no refs goes to synthesize one (the
+    // VM is emulated: a synthesis there would take hours, so the source
+    // given is one that is not there, refused before the snapshot).
+    let mut build = dmb_vm(
+        &host,
+        &["build", "--kernel-source", "/nonexistent/linux.tar.xz"],
+    );
+    build.env_remove("BUILD_REF").arg(hello.path());
+    let refused = run(build, 10 * MIN, "dmb build (in the VM, no kernel image)");
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(81), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the engine has no {}: synthesizing one for {}",
+            kit.kernel_ref, kit.kver
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("kernel source /nonexistent/linux.tar.xz"),
+        "{err}"
+    );
+
+    image_to_vm(&host, &reference, scratch.path());
+    // The build environment made here for that image and builder goes along
+    // (same image IDs, same key): a TCG VM takes minutes to unpack a header
+    // tree, and what is tested there is finding the image and building.
+    let id = |r: &str| {
+        docker_ok(&["image", "inspect", "--format", "{{.Id}}", r])
+            .trim()
+            .to_string()
+    };
+    let buildenv = format!(
+        "{}:{}",
+        dmb::module_build::buildenv::BUILDENV_REPOSITORY,
+        dmb::module_build::buildenv::buildenv_key(&id(&kit.build_ref), &id(&reference))
+    );
+    image_to_vm(&host, &buildenv, scratch.path());
+    run_ok(
+        dmb_vm(&host, &["unload", "hello"]),
+        5 * MIN,
+        "dmb unload hello",
+    );
+    let mut build = dmb_vm(&host, &["build", "--module-ref", "synth-auto-hello"]);
+    build.env_remove("BUILD_REF").arg(hello.path());
+    let built = run(build, 30 * MIN, "dmb build (in the VM, no refs)");
+    let err = stderr(&built);
+    assert!(built.status.success(), "dmb build in the VM: {err}");
+    assert!(
+        err.contains(&format!("using {reference}, synthesized earlier")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "BUILD_REF {} (the builder the kernel image was synthesized with)",
+            kit.build_ref
+        )),
+        "{err}"
+    );
+    assert!(err.contains("checking that they will load"), "{err}");
+    let mut load = dmb_vm(&host, &["load", "synth-auto-hello"]);
+    load.env_remove("BUILD_REF");
+    let loaded = run(load, 10 * MIN, "dmb load (in the VM)");
+    let err = stderr(&loaded);
+    assert!(loaded.status.success(), "dmb load in the VM: {err}");
+    assert!(
+        err.contains(&format!("reading Module.symvers of {reference}")),
+        "{err}"
     );
     assert!(loaded_modules(&host).iter().any(|m| m == "hello"));
     drop(sim);

@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use super::detect::ProbeArgs;
 use super::output::Terminal;
 use super::{connect, Cli, Outcome};
-use crate::engine::BuilderPreference;
+use crate::detect;
+use crate::engine::{BuilderPreference, Session};
 use crate::module_build::in_tree::{self, InTreeOptions};
 use crate::module_build::{self, BuildOptions, BuildOutcome, ModuleDir, RefOptions};
+use crate::progress::Progress;
+use crate::synth::{self, auto::AutoSynthesis};
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
@@ -61,6 +64,35 @@ pub struct BuildArgs {
     /// How to detect the kernel when no KERNEL_REF or BUILD_REF is given.
     #[command(flatten)]
     pub probe: ProbeArgs,
+
+    /// When the engine has no kernel image for its kernel.
+    #[command(flatten)]
+    pub synthesis: SynthesisArgs,
+}
+
+/// What `dmb build` synthesizes a kernel image from when detection finds
+/// none in the engine (`dmb kernel synthesize` takes the same).
+#[derive(Debug, clap::Args)]
+pub struct SynthesisArgs {
+    /// The kernel's source, should a kernel image have to be synthesized:
+    /// a tarball, a directory, or an http(s) URL. Default: the platform's
+    /// own (kernel.org's linux-<version>.tar.xz for a LinuxKit kernel).
+    #[arg(long, value_name = "TARBALL|DIR|URL")]
+    pub kernel_source: Option<String>,
+
+    /// The kernel source's SHA-256 (a URL needs one unless its publisher
+    /// lists it).
+    #[arg(long, value_name = "HEX")]
+    pub kernel_sha256: Option<String>,
+
+    /// Patches to apply to the kernel source, in order (repeatable; as
+    /// `dmb kernel synthesize --patches`).
+    #[arg(long, value_name = "DIR|FILE|URL")]
+    pub kernel_patches: Vec<String>,
+
+    /// Never synthesize a kernel image: a missing one is an error.
+    #[arg(long)]
+    pub no_synthesize: bool,
 }
 
 /// `--builder`.
@@ -83,17 +115,15 @@ impl From<BuilderArg> for BuilderPreference {
 }
 
 pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
-    let refs = RefOptions {
-        kernel_ref: args.kernel_ref.clone(),
-        build_ref: args.build_ref.clone(),
-        kver: args.kver.clone(),
-        detect: Some(args.probe.options()),
-    };
     let mut terminal = Terminal { quiet: args.quiet };
-    let outcome = if args.in_tree.is_empty() {
-        // What needs no engine is checked before connecting to one.
-        let module_dir = ModuleDir::new(&args.module_dir)?;
-        let engine = connect(cli, args.builder.into())?;
+    // What needs no engine is checked before connecting to one.
+    let module_dir = match args.in_tree.is_empty() {
+        true => Some(ModuleDir::new(&args.module_dir)?),
+        false => None,
+    };
+    let engine = connect(cli, args.builder.into())?;
+    let refs = settle_refs(&engine, args, &mut terminal)?;
+    let outcome = if let Some(module_dir) = module_dir {
         let opts = BuildOptions {
             module_dir,
             refs,
@@ -104,7 +134,6 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
         };
         module_build::run(&engine, &opts, &mut terminal)?
     } else {
-        let engine = connect(cli, args.builder.into())?;
         let opts = InTreeOptions {
             names: args.in_tree.clone(),
             refs,
@@ -116,6 +145,50 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
     };
     print_outcome(&outcome);
     Ok(0)
+}
+
+/// The refs as given; with no KERNEL_REF, the kernel detected once and,
+/// when the engine has no image for it, a synthesized one.
+fn settle_refs(
+    engine: &crate::engine::DockerCli,
+    args: &BuildArgs,
+    terminal: &mut Terminal,
+) -> Result<RefOptions, crate::Error> {
+    let mut kernel_ref = args.kernel_ref.clone();
+    let mut build_ref = args.build_ref.clone();
+    let mut detected = None;
+    if kernel_ref.is_none() {
+        let session = Session::new(engine);
+        let found = detect::detect(&session, &args.probe.options())?;
+        let auto = AutoSynthesis {
+            off: args.synthesis.no_synthesize,
+            source: args.synthesis.kernel_source.clone(),
+            sha256: args.synthesis.kernel_sha256.clone(),
+            patches: args.synthesis.kernel_patches.clone(),
+            probe_image: args.probe.probe_image.clone(),
+        };
+        if let Some(made) =
+            synth::auto::kernel_ref(&session, &found, args.build_ref.as_deref(), &auto, terminal)?
+        {
+            kernel_ref = Some(made.reference);
+            if build_ref.is_none() {
+                if let Some(b) = made.builder {
+                    terminal.step(&format!(
+                        "BUILD_REF {b} (the builder the kernel image was synthesized with)"
+                    ));
+                    build_ref = Some(b);
+                }
+            }
+        }
+        detected = Some(found);
+    }
+    Ok(RefOptions {
+        kernel_ref,
+        build_ref,
+        kver: args.kver.clone(),
+        detect: Some(args.probe.options()),
+        detected,
+    })
 }
 
 fn print_outcome(outcome: &BuildOutcome) {

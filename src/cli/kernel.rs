@@ -8,7 +8,7 @@ use super::output::{print_result, Terminal};
 use super::{connect, Cli, Outcome};
 use crate::detect;
 use crate::engine::{BuilderPreference, Session};
-use crate::synth::{self, Snapshot, SynthError, SynthOptions, Synthesized};
+use crate::synth::{self, Snapshot, SynthOptions, Synthesized};
 
 #[derive(Debug, clap::Args)]
 pub struct KernelArgs {
@@ -25,18 +25,23 @@ pub enum KernelCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct SynthesizeArgs {
-    /// The kernel's source: a tarball (.tar, .tar.gz, .tar.xz, …) or a directory.
-    #[arg(long, value_name = "TARBALL|DIR")]
-    pub source: Option<PathBuf>,
+    /// The kernel's source: a tarball (.tar, .tar.gz, .tar.xz, …), a
+    /// directory, or an http(s) URL (downloaded once, kept by its hash).
+    /// Default: for a LinuxKit kernel, kernel.org's linux-<version>.tar.xz.
+    #[arg(long, value_name = "TARBALL|DIR|URL")]
+    pub source: Option<String>,
 
-    /// The source tarball's SHA-256; a different one is refused.
+    /// The source's SHA-256; a different one is refused. A URL needs one
+    /// unless its publisher lists it (kernel.org does).
     #[arg(long, value_name = "HEX")]
     pub sha256: Option<String>,
 
-    /// Patches to apply to the source: a directory of *.patch files (its
-    /// `series` file gives the order, else their names).
-    #[arg(long, value_name = "DIR")]
-    pub patches: Option<PathBuf>,
+    /// Patches to apply to the source, in order (repeatable): a directory
+    /// of *.patch files (its `series` gives the order, else their names), a
+    /// .patch file, a tarball of patches, or an http(s) URL of either
+    /// (verified: end it with #sha256=HEX).
+    #[arg(long, value_name = "DIR|FILE|URL")]
+    pub patches: Vec<String>,
 
     /// The facts of the target kernel, from `dmb detect --save FILE`; without
     /// it, the kernel of the engine in reach.
@@ -81,14 +86,7 @@ fn synthesize(cli: &Cli, args: &SynthesizeArgs) -> Outcome {
             Snapshot::take(&session, &detection, &args.probe.probe_image, &mut terminal)?
         }
     };
-    let Some(source) = args.source.clone() else {
-        let release = snapshot.release()?;
-        return Err(SynthError::NoSource {
-            release: release.to_string(),
-            suggestion: synth::sources::suggestion(&release, &snapshot.proc_version),
-        }
-        .into());
-    };
+    let source = source_for(&snapshot, args.source.as_deref(), &mut terminal)?;
     let opts = SynthOptions {
         source,
         sha256: args.sha256.clone(),
@@ -102,6 +100,23 @@ fn synthesize(cli: &Cli, args: &SynthesizeArgs) -> Outcome {
     }
     print_result(args.json, &done, write_human);
     Ok(0)
+}
+
+/// The source given, else the platform's own, said aloud.
+fn source_for(
+    snapshot: &Snapshot,
+    given: Option<&str>,
+    progress: &mut dyn crate::progress::Progress,
+) -> Result<String, crate::Error> {
+    let release = snapshot.release()?;
+    let (source, defaulted) =
+        synth::sources::given_or_default(given, &release, &snapshot.proc_version)?;
+    if defaulted {
+        progress.step(&format!(
+            "no --source given: the kernel's source for {release} is {source} (verified against the publisher's SHA-256 list); --source overrides"
+        ));
+    }
+    Ok(source)
 }
 
 fn terminal_note(quiet: bool, note: &str) {

@@ -3,7 +3,10 @@
 
 use std::io::Write;
 
-use crate::progress::Progress;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use crate::progress::{Meter, NoMeter, Progress};
 use crate::Error;
 
 /// Human output on stderr; the build log only when not quiet.
@@ -22,6 +25,93 @@ impl Progress for Terminal {
         if !self.quiet {
             eprintln!("  {line}");
         }
+    }
+
+    fn meter(&mut self, what: &str, total: Option<u64>) -> Box<dyn Meter> {
+        if self.quiet {
+            Box::new(NoMeter)
+        } else if std::io::stderr().is_terminal() {
+            Box::new(Bar::new(what, total))
+        } else {
+            Box::new(Lines {
+                what: what.to_string(),
+                total,
+                started: Instant::now(),
+                next: 0,
+            })
+        }
+    }
+}
+
+/// A bar with bytes, rate and time left, on a terminal.
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new(what: &str, total: Option<u64>) -> Bar {
+        let bar = match total {
+            Some(t) => indicatif::ProgressBar::new(t),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        let template = if total.is_some() {
+            "  {msg} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}"
+        } else {
+            "  {msg} [{elapsed_precise}] {spinner} {bytes} {bytes_per_sec}"
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        bar.set_message(what.to_string());
+        Bar(bar)
+    }
+}
+
+impl Meter for Bar {
+    fn set(&mut self, done: u64) {
+        self.0.set_position(done);
+    }
+    fn finish(&mut self, done: u64) {
+        self.0.set_position(done);
+        self.0.finish();
+    }
+}
+
+/// A line every tenth (or every 64 MiB of an unknown size) where no
+/// terminal would redraw a bar: logs, CI.
+struct Lines {
+    what: String,
+    total: Option<u64>,
+    started: Instant,
+    next: u64,
+}
+
+impl Lines {
+    fn say(&self, done: u64) {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        let of = self
+            .total
+            .map(|t| format!(" of {:.1} MiB", mib(t)))
+            .unwrap_or_default();
+        eprintln!(
+            "  {}: {:.1} MiB{of} in {secs:.0} s ({:.1} MiB/s)",
+            self.what,
+            mib(done),
+            mib(done) / secs
+        );
+    }
+}
+
+impl Meter for Lines {
+    fn set(&mut self, done: u64) {
+        if done >= self.next {
+            if self.next > 0 {
+                self.say(done);
+            }
+            self.next = done + self.total.map_or(64 << 20, |t| (t / 10).max(1));
+        }
+    }
+    fn finish(&mut self, done: u64) {
+        self.say(done);
     }
 }
 

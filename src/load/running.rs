@@ -56,21 +56,28 @@ impl RunningKernel {
         let reference = kernel_ref
             .map(str::to_string)
             .or_else(|| detection.kernel_ref.reference.clone());
-        let use_image = match (crcs, &reference) {
-            (CrcSource::InstalledModules, _) => None,
-            (CrcSource::KernelImage, None) => {
-                return Err(LoadError::NoKernelFacts {
-                    detail: "no kernel image is known for the running kernel (give --kernel-ref)"
-                        .into(),
+        // Where nobody published the kernel's image, the one synthesized for
+        // it (`dmb kernel synthesize`, or a `dmb build`) serves as well.
+        let synthesized = || crate::synth::auto::synthesized_image(session, detection);
+        let use_image =
+            match (crcs, &reference) {
+                (CrcSource::InstalledModules, _) => None,
+                (CrcSource::KernelImage, None) => match synthesized()? {
+                    Some(s) => Some(s),
+                    None => return Err(LoadError::NoKernelFacts {
+                        detail:
+                            "no kernel image is known for the running kernel (give --kernel-ref)"
+                                .into(),
+                    }
+                    .into()),
+                },
+                (CrcSource::KernelImage, Some(r)) => Some(r.clone()),
+                (CrcSource::Auto, Some(r)) if session.engine().image_id(r)?.is_some() => {
+                    Some(r.clone())
                 }
-                .into())
-            }
-            (CrcSource::KernelImage, Some(r)) => Some(r.clone()),
-            (CrcSource::Auto, Some(r)) if session.engine().image_id(r)?.is_some() => {
-                Some(r.clone())
-            }
-            (CrcSource::Auto, _) => None,
-        };
+                (CrcSource::Auto, _) if kernel_ref.is_none() => synthesized()?,
+                (CrcSource::Auto, _) => None,
+            };
         let release = &detection.release;
         let loaded: HashSet<String> = detection.loaded.modules.keys().cloned().collect();
         let installed: HashSet<String> = loaded

@@ -18,6 +18,8 @@ pub struct RefOptions {
     /// How to detect the running kernel when a ref is missing; `None`:
     /// missing refs are an error.
     pub detect: Option<DetectOptions>,
+    /// The detection the caller already made (it is not made again).
+    pub detected: Option<Detection>,
 }
 
 /// The images of one build, all in the engine.
@@ -40,8 +42,9 @@ impl Refs {
         progress: &mut dyn Progress,
     ) -> Result<Refs, crate::Error> {
         let missing = opts.kernel_ref.is_none() || opts.build_ref.is_none();
-        let found = match (&opts.detect, missing) {
-            (Some(detect), true) => Some(detect::detect(session, detect)?),
+        let found = match (&opts.detected, &opts.detect, missing) {
+            (Some(d), _, _) => Some(d.clone()),
+            (None, Some(detect), true) => Some(detect::detect(session, detect)?),
             _ => None,
         };
         Self::resolve_detected(session, opts, found.as_ref(), progress)

@@ -229,6 +229,7 @@ fn options(module_dir: &Path) -> BuildOptions {
             kernel_ref: Some("dmb-kit/kernel:6.1".into()),
             kver: None,
             detect: None,
+            detected: None,
         },
         module_ref: "kernel-module".into(),
         output: None,

@@ -18,16 +18,17 @@
 //!        tagged dmb-synth/kernel:<release>-<config hash>
 //! ```
 
+pub mod auto;
 pub mod config_check;
 mod dockerfile;
 pub mod harvest;
+pub mod patches;
 pub mod snapshot;
 pub mod source;
 pub mod sources;
 pub mod symvers;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -50,7 +51,7 @@ use symvers::{Coverage, Disagreement};
 /// Bump when a recipe changes, so old images are not reused.
 const SOURCE_RECIPE: &str = "1";
 const PREPARED_RECIPE: &str = "1";
-const IMAGE_RECIPE: &str = "1";
+const IMAGE_RECIPE: &str = "2";
 
 pub const KERNEL_REPOSITORY: &str = "dmb-synth/kernel";
 const SOURCE_REPOSITORY: &str = "dmb-synth-source";
@@ -61,6 +62,9 @@ pub const SYNTHESIZED_LABEL: &str = "dmb.synthesized";
 pub const KEY_LABEL: &str = "dmb.synthesis.key";
 pub const COVERAGE_LABEL: &str = "dmb.synthesis.coverage";
 pub const SOURCE_LABEL: &str = "dmb.synthesis.source";
+/// On a synthesized image: the builder whose compiler it was made with,
+/// the one to build its modules with.
+pub const BUILDER_LABEL: &str = "dmb.synthesis.builder";
 
 /// The most imported symbols are cross-checked first, so that a source
 /// that is not the kernel's is refused after a minute, not ten.
@@ -98,6 +102,8 @@ pub enum SynthError {
         step: &'static str,
         log: Vec<String>,
     },
+    #[error("downloading the kernel source: {0}")]
+    Download(#[from] crate::download::DownloadError),
     #[error("{what}: {detail}")]
     Io { what: String, detail: String },
 }
@@ -127,7 +133,9 @@ impl SynthError {
             SynthError::BadSnapshot { .. }
             | SynthError::SnapshotNeedsVmFiles
             | SynthError::NoConfig { .. } => e::SYNTH_FACTS,
-            SynthError::Source { .. } | SynthError::NoSource { .. } => e::SYNTH_SOURCE,
+            SynthError::Source { .. } | SynthError::NoSource { .. } | SynthError::Download(_) => {
+                e::SYNTH_SOURCE
+            }
             SynthError::NoBuilder { .. } => e::BUILD_REF_NOT_GIVEN,
             SynthError::ConfigChanged { .. } => e::SYNTH_CONFIG,
             SynthError::CrcsDisagree { .. } => e::SYNTH_CRCS,
@@ -141,13 +149,22 @@ impl SynthError {
             SynthError::BadSnapshot { .. } => "make one with `dmb detect --save FILE` against the engine whose kernel it is for".into(),
             SynthError::SnapshotNeedsVmFiles => "let dmb run a privileged container in the VM (no --no-vm-files); the kernel's CRCs come from its modules".into(),
             SynthError::NoConfig { .. } => "a kernel without CONFIG_IKCONFIG_PROC and no /boot/config file cannot be synthesized: its configuration decides every structure".into(),
-            SynthError::NoSource { suggestion, .. } => format!("fetch {suggestion}, and give it with --source (dmb downloads nothing itself)"),
+            SynthError::NoSource { suggestion, .. } => format!("give the kernel's source with --source: {suggestion} (a file, a directory, or an http(s) URL with --sha256)"),
             SynthError::Source { .. } => "give the kernel's source with --source: a tarball (linux-<version>.tar.xz, a distribution's source tarball) or a directory".into(),
             SynthError::NoBuilder { .. } => "give a builder whose gcc is the kernel's with --build-ref".into(),
             SynthError::ConfigChanged { changes } if changes.iter().any(|c| c.contains("BTF") || c.contains("PAHOLE")) => "the builder's pahole (dwarves) is missing or not the kernel's: BTF options follow it, and they change `struct module`; use a builder with the kernel's pahole".into(),
             SynthError::ConfigChanged { .. } => "the source is not the running kernel's, or the builder's compiler is not its compiler (`dmb detect` names it): give the right --source or --build-ref".into(),
             SynthError::CrcsDisagree { .. } => "modules built from this source would be refused by the kernel (or worse): give the exact source, patches and configuration the kernel was built from".into(),
             SynthError::StepFailed { .. } => "the log above says which tool or file the kernel's build wanted; `-v` shows every engine command".into(),
+            SynthError::Download(d) => {
+                use crate::download::DownloadError as D;
+                match d {
+                    D::NoChecksum { .. } => "give its SHA-256 with --sha256: dmb keeps no download it could not verify".into(),
+                    D::Mismatch { .. } => "the file is not the one the hash names: check the URL and the hash (nothing was kept)".into(),
+                    D::Failed { .. } => "check the URL and the network (a proxy is taken from HTTPS_PROXY); or fetch the file yourself and give it with --source".into(),
+                    D::NoCache => "downloads are kept in dmb's cache directory".into(),
+                }
+            }
             SynthError::Io { .. } => return None,
         })
     }
@@ -184,12 +201,13 @@ impl SynthError {
 /// What to synthesize from.
 #[derive(Debug, Clone, Default)]
 pub struct SynthOptions {
-    /// A tarball or a directory of the kernel's source.
-    pub source: PathBuf,
+    /// The kernel's source: a tarball, a directory or an http(s) URL.
+    pub source: String,
     /// Its SHA-256, when known.
     pub sha256: Option<String>,
-    /// Patches to apply in order (`series`, else by name).
-    pub patches: Option<PathBuf>,
+    /// Patches to apply, in order: directories (`series`, else by name),
+    /// files, tarballs, URLs (`#sha256=`).
+    pub patches: Vec<String>,
     /// The builder; else the one detection picked where the snapshot was
     /// taken, when this engine has it; else the image whose gcc is the kernel's.
     pub build_ref: Option<String>,
@@ -267,19 +285,15 @@ pub fn synthesize<E: ?Sized + Engine>(
 
     // The source, unpacked and patched in the builder (with the tools a
     // kernel-tree build needs installed when the builder lacks them).
-    let archive = SourceArchive::open(&opts.source, opts.sha256.as_deref())?;
-    let patches = opts.patches.as_deref().map(patch_files).transpose()?;
+    let archive = SourceArchive::open(&opts.source, opts.sha256.as_deref(), progress)?;
+    let patches = patches::collect(&opts.patches, progress)?;
     let patches_key = patches
-        .as_ref()
-        .map(|p| {
-            p.iter()
-                .map(|(name, data)| format!("{name}:{}", sha256_text(data)))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+        .iter()
+        .map(|(name, data)| format!("{name}:{}", sha256_text(data)))
+        .collect::<Vec<_>>()
+        .join(",");
     let mut needs = kernel_tools::needs(&config);
-    if patches.is_some() {
+    if !patches.is_empty() {
         needs.push(kernel_tools::patch_need());
     }
     let install = tree::tools_install(session, &build_ref, &build_ref, &needs, progress)?;
@@ -299,7 +313,7 @@ pub fn synthesize<E: ?Sized + Engine>(
             "unpacking {} (sha256 {}) into {source_tag}{} (once per source and builder)",
             archive.name,
             &archive.sha256[..16],
-            if patches.is_some() {
+            if !patches.is_empty() {
                 ", with its patches"
             } else {
                 ""
@@ -314,10 +328,8 @@ pub fn synthesize<E: ?Sized + Engine>(
         archive
             .place(&dmb.join("source"))
             .map_err(io_error("placing the source in the build context"))?;
-        if let Some(patches) = &patches {
-            for (name, data) in patches {
-                write(&dmb.join("patches").join(name), data)?;
-            }
+        for (name, data) in &patches {
+            write(&dmb.join("patches").join(name), data)?;
         }
         let text = dockerfile::source(
             &build_ref,
@@ -421,12 +433,10 @@ pub fn synthesize<E: ?Sized + Engine>(
         &sha256_text(&facts_key),
         &snapshot.btf.as_deref().map(sha256_text).unwrap_or_default(),
     ]);
-    let reference = opts.tag.clone().unwrap_or_else(|| {
-        format!(
-            "{KERNEL_REPOSITORY}:{release}-{}",
-            &sha256_text(snapshot.config.as_bytes())[..12]
-        )
-    });
+    let reference = opts
+        .tag
+        .clone()
+        .unwrap_or_else(|| auto::reference_for(&release, &snapshot.config));
     let source_name = format!("{} sha256:{}", archive.name, archive.sha256);
     if label_of(engine, &reference, KEY_LABEL)?.as_deref() == Some(key.as_str()) {
         let coverage = label_of(engine, &reference, COVERAGE_LABEL)?
@@ -543,6 +553,7 @@ pub fn synthesize<E: ?Sized + Engine>(
         (KEY_LABEL, key.clone()),
         (COVERAGE_LABEL, coverage_label),
         (SOURCE_LABEL, source_name.clone()),
+        (BUILDER_LABEL, build_ref.clone()),
         (
             "org.mobyproject.linuxkit.kernel.buildimage",
             build_ref.clone(),
@@ -585,7 +596,7 @@ pub fn synthesize<E: ?Sized + Engine>(
 }
 
 /// A label of a local image; none when there is no such image.
-fn label_of<E: ?Sized + Engine>(
+pub(crate) fn label_of<E: ?Sized + Engine>(
     engine: &E,
     reference: &str,
     label: &str,
@@ -613,31 +624,6 @@ fn compute_crcs<E: ?Sized + Engine>(
         .into());
     }
     Ok(Computed::parse(&done.stdout))
-}
-
-/// The patches of a directory: its `series` and every `*.patch`/`*.diff`.
-fn patch_files(dir: &std::path::Path) -> Result<Vec<(String, Vec<u8>)>, SynthError> {
-    let bad = |reason: String| SynthError::Source {
-        given: dir.display().to_string(),
-        reason,
-    };
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| bad(e.to_string()))? {
-        let entry = entry.map_err(|e| bad(e.to_string()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let wanted = name == "series" || name.ends_with(".patch") || name.ends_with(".diff");
-        if wanted && entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
-            out.push((
-                name,
-                std::fs::read(entry.path()).map_err(|e| bad(e.to_string()))?,
-            ));
-        }
-    }
-    if !out.iter().any(|(n, _)| n != "series") {
-        return Err(bad("it holds no *.patch or *.diff file".into()));
-    }
-    out.sort();
-    Ok(out)
 }
 
 fn tempdir() -> Result<tempfile::TempDir, crate::Error> {

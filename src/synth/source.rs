@@ -1,6 +1,8 @@
 //! The source a kernel image is synthesized from, as given: a tarball
-//! (compressed or not) or a directory, verified against a SHA-256 when one
-//! is given, and placed in a build context without going through memory.
+//! (compressed or not), a directory, or an http(s) URL (downloaded into the
+//! cache, verified against the SHA-256 given or published); a file is
+//! verified against a SHA-256 when one is given; placed in a build context
+//! without going through memory.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -8,6 +10,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::SynthError;
+use crate::download;
+use crate::progress::Progress;
 
 /// A source tarball on the host, ready for a build context.
 #[derive(Debug)]
@@ -21,9 +25,37 @@ pub struct SourceArchive {
 }
 
 impl SourceArchive {
-    /// `given`: a tarball or a directory; `expected`: its SHA-256 (a
-    /// directory's is that of the tarball dmb makes of it, so only files).
-    pub fn open(given: &Path, expected: Option<&str>) -> Result<SourceArchive, SynthError> {
+    /// `given`: a URL, a tarball or a directory; `expected`: its SHA-256 (a
+    /// directory's is that of the tarball dmb makes of it, so only files
+    /// and URLs).
+    pub fn open(
+        given: &str,
+        expected: Option<&str>,
+        progress: &mut dyn Progress,
+    ) -> Result<SourceArchive, SynthError> {
+        if download::is_url(given) {
+            let fetched = download::fetch(given, expected, progress)?;
+            progress.step(&format!(
+                "kernel source {} (sha256 {}){}",
+                download::file_name(given),
+                &fetched.sha256[..16],
+                if fetched.cached {
+                    ", downloaded before"
+                } else {
+                    ""
+                }
+            ));
+            return Ok(SourceArchive {
+                path: fetched.path,
+                name: download::file_name(given).to_string(),
+                sha256: fetched.sha256,
+                _made: None,
+            });
+        }
+        Self::open_path(Path::new(given), expected)
+    }
+
+    fn open_path(given: &Path, expected: Option<&str>) -> Result<SourceArchive, SynthError> {
         let bad = |reason: String| SynthError::Source {
             given: given.display().to_string(),
             reason,
@@ -101,7 +133,10 @@ mod tests {
         let tree = dir.path().join("linux-6.1");
         std::fs::create_dir(&tree).unwrap();
         std::fs::write(tree.join("Makefile"), "VERSION = 6\n").unwrap();
-        let a = SourceArchive::open(&tree, None).unwrap();
+        let open = |p: &Path, e: Option<&str>| {
+            SourceArchive::open(p.to_str().unwrap(), e, &mut crate::progress::Silent)
+        };
+        let a = open(&tree, None).unwrap();
         let mut names = Vec::new();
         let mut t = tar::Archive::new(std::fs::File::open(&a.path).unwrap());
         for e in t.entries().unwrap() {
@@ -111,9 +146,9 @@ mod tests {
         let file = dir.path().join("src.tar");
         std::fs::write(&file, b"abc").unwrap();
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-        assert_eq!(SourceArchive::open(&file, Some(abc)).unwrap().sha256, abc);
-        let wrong = SourceArchive::open(&file, Some(&"0".repeat(64))).unwrap_err();
+        assert_eq!(open(&file, Some(abc)).unwrap().sha256, abc);
+        let wrong = open(&file, Some(&"0".repeat(64))).unwrap_err();
         assert!(wrong.to_string().contains(abc), "{wrong}");
-        assert!(SourceArchive::open(&dir.path().join("none"), None).is_err());
+        assert!(open(&dir.path().join("none"), None).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! Where a kernel's headers or source come from, by platform: the README's
-//! table, as data. dmb does not download anything itself yet; it names
-//! what to fetch, and `--source` takes it.
+//! table, as data. Where the source is a URL whose publisher lists its
+//! SHA-256 (kernel.org), synthesis fetches it when no `--source` is given;
+//! otherwise it names what to fetch, and `--source` takes it.
 
 use crate::detect::platform::{classify, Platform};
 use crate::kernel::KernelRelease;
@@ -53,14 +54,56 @@ pub const TABLE: &[SourceRow] = &[
     },
 ];
 
+fn row_for(release: &KernelRelease, proc_version: &str) -> Option<&'static SourceRow> {
+    let platform = classify(release, proc_version, false);
+    TABLE.iter().find(|r| r.platform == platform)
+}
+
+/// The source synthesis fetches by itself for `release`: a URL whose
+/// SHA-256 its publisher lists, so the download can be verified.
+pub fn default_source(release: &KernelRelease, proc_version: &str) -> Option<String> {
+    let row = row_for(release, proc_version)?;
+    let url = fill(row.source, release);
+    (crate::download::is_url(&url) && crate::download::published_checksums(&url).is_some())
+        .then_some(url)
+}
+
+/// The source given, else the platform's own (`None` with it: none given).
+pub fn given_or_default(
+    given: Option<&str>,
+    release: &KernelRelease,
+    proc_version: &str,
+) -> Result<(String, bool), super::SynthError> {
+    if let Some(g) = given {
+        return Ok((g.to_string(), false));
+    }
+    default_source(release, proc_version)
+        .map(|url| (url, true))
+        .ok_or_else(|| super::SynthError::NoSource {
+            release: release.to_string(),
+            suggestion: suggestion(release, proc_version),
+        })
+}
+
 /// What to fetch for `release`, for people: the source and its patches.
 pub fn suggestion(release: &KernelRelease, proc_version: &str) -> String {
-    let platform = classify(release, proc_version, false);
-    let Some(row) = TABLE.iter().find(|r| r.platform == platform) else {
+    let Some(row) = row_for(release, proc_version) else {
         return "the source the kernel was built from (its vendor's source package or git tag)"
             .into();
     };
-    let fill = |t: &str| {
+    match row.patches {
+        Some(p) => format!(
+            "{} and the patches of {}",
+            fill(row.source, release),
+            fill(p, release)
+        ),
+        None => fill(row.source, release),
+    }
+}
+
+/// A row's template for `release`.
+fn fill(t: &str, release: &KernelRelease) -> String {
+    {
         let (major, minor, patch) = release.version().unwrap_or((0, 0, 0));
         let version = if patch == 0 {
             format!("{major}.{minor}")
@@ -75,10 +118,6 @@ pub fn suggestion(release: &KernelRelease, proc_version: &str) -> String {
                 "{upstream}",
                 release.as_str().split('-').next().unwrap_or(""),
             )
-    };
-    match row.patches {
-        Some(p) => format!("{} and the patches of {}", fill(row.source), fill(p)),
-        None => fill(row.source),
     }
 }
 
@@ -96,5 +135,34 @@ mod tests {
         assert!(suggestion(&r("6.6.87.2-microsoft-standard-WSL2"), "")
             .contains("linux-msft-wsl-6.6.87.2.tar.gz"));
         assert!(suggestion(&r("6.1.0-57-amd64"), "Debian").contains("linux-source-6.1"));
+        // Fetched by itself only where the publisher lists the hash.
+        assert_eq!(
+            default_source(&r("6.12.72-linuxkit"), "").as_deref(),
+            Some("https://cdn.kernel.org/pub/linux/kernel/v6.x/linux-6.12.72.tar.xz")
+        );
+        assert_eq!(
+            default_source(&r("6.6.87.2-microsoft-standard-WSL2"), ""),
+            None
+        );
+        assert_eq!(default_source(&r("6.1.0-57-amd64"), "Debian"), None);
+        // Given wins; else the default; else an error that names what to fetch.
+        let linuxkit = given_or_default(None, &r("6.12.72-linuxkit"), "").unwrap();
+        assert_eq!(
+            linuxkit,
+            (
+                "https://cdn.kernel.org/pub/linux/kernel/v6.x/linux-6.12.72.tar.xz".to_string(),
+                true
+            )
+        );
+        assert_eq!(
+            given_or_default(Some("/src.tar"), &r("6.12.72-linuxkit"), "").unwrap(),
+            ("/src.tar".to_string(), false)
+        );
+        let none = given_or_default(None, &r("6.1.0-57-amd64"), "Debian").unwrap_err();
+        assert!(
+            none.hint().unwrap().contains("linux-source-6.1"),
+            "{:?}",
+            none.hint()
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! and a check that a run left nothing behind.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod sim;
 
 use std::path::{Path, PathBuf};

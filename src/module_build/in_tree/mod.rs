@@ -193,8 +193,9 @@ pub fn run<E: ?Sized + Engine>(
     // The running kernel says what it has; with both refs given, a build
     // can go on without it (for a kernel the engine may not even run).
     let refs_given = opts.refs.kernel_ref.is_some() && opts.refs.build_ref.is_some();
-    let detection = match &opts.refs.detect {
-        Some(d) => {
+    let detection = match (&opts.refs.detected, &opts.refs.detect) {
+        (Some(found), _) => Some(found.clone()),
+        (None, Some(d)) => {
             match detect::detect(&session, d) {
                 Ok(found) => Some(found),
                 Err(e)
@@ -210,7 +211,7 @@ pub fn run<E: ?Sized + Engine>(
                 Err(e) => return Err(e),
             }
         }
-        None => None,
+        (None, None) => None,
     };
     let refs = Refs::resolve_detected(&session, &opts.refs, detection.as_ref(), progress)?;
     let buildenv = buildenv::ensure(&session, &refs, progress)?;
