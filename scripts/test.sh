@@ -7,4 +7,5 @@ bash scripts/setup.sh >/dev/null
 cargo fmt --check
 shellcheck src/scripts/*.sh scripts/*.sh scripts/lib/*.sh scripts/sim/init .ci/run
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+# Every test binary runs, so that one failure does not hide another.
+cargo test --locked --no-fail-fast
