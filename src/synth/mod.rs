@@ -439,12 +439,14 @@ pub fn synthesize<E: ?Sized + Engine>(
         .unwrap_or_else(|| auto::reference_for(&release, &snapshot.config));
     let source_name = format!("{} sha256:{}", archive.name, archive.sha256);
     if label_of(engine, &reference, KEY_LABEL)?.as_deref() == Some(key.as_str()) {
-        let coverage = label_of(engine, &reference, COVERAGE_LABEL)?
+        let coverage: Coverage = label_of(engine, &reference, COVERAGE_LABEL)?
             .and_then(|t| serde_json::from_str(&t.replace('\'', "\"")).ok())
             .unwrap_or_default();
         progress.step(&format!(
             "{reference} is cached (made from the same facts and source)"
         ));
+        // The same coverage line as when it was made.
+        progress.step(&format!("Module.symvers: {}", coverage.describe()));
         return Ok(Synthesized {
             reference,
             release: release.to_string(),
