@@ -298,20 +298,6 @@ fn a_kernel_image_synthesized_from_the_vms_facts_builds_modules_that_load_there(
     );
 
     image_to_vm(&host, &reference, scratch.path());
-    // The build environment made here for that image and builder goes along
-    // (same image IDs, same key): a TCG VM takes minutes to unpack a header
-    // tree, and what is tested there is finding the image and building.
-    let id = |r: &str| {
-        docker_ok(&["image", "inspect", "--format", "{{.Id}}", r])
-            .trim()
-            .to_string()
-    };
-    let buildenv = format!(
-        "{}:{}",
-        dmb::module_build::buildenv::BUILDENV_REPOSITORY,
-        dmb::module_build::buildenv::buildenv_key(&id(&kit.build_ref), &id(&reference))
-    );
-    image_to_vm(&host, &buildenv, scratch.path());
     run_ok(
         dmb_vm(&host, &["unload", "hello"]),
         5 * MIN,
