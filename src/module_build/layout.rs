@@ -55,11 +55,17 @@ pub fn labels(p: &Provenance, modules: &[Module]) -> Vec<(String, String)> {
     .collect()
 }
 
-/// `modules.dep` for the `extra/` tree, as depmod writes it: each module
-/// with all the modules of the set it needs, transitively, the ones to load
-/// last first (modprobe loads the list from its end). Dependencies outside
-/// the set (the kernel's own modules) are not part of this tree.
-pub fn modules_dep(modules: &[Module]) -> String {
+/// Where a module goes in the kmod tree by default: `extra/<file>`.
+pub fn default_place(file_name: &str) -> String {
+    format!("extra/{file_name}")
+}
+
+/// `modules.dep` for the kmod tree, as depmod writes it: each module (at
+/// its `place`, relative to `lib/modules/<kver>/`) with all the modules of
+/// the set it needs, transitively, the ones to load last first (modprobe
+/// loads the list from its end). Dependencies outside the set (the
+/// kernel's own modules) are not part of this tree.
+pub fn modules_dep(modules: &[Module], place: &dyn Fn(&Module) -> String) -> String {
     let by_name: BTreeMap<&str, &Module> = modules.iter().map(|m| (m.name.as_str(), m)).collect();
     let mut out = String::new();
     let mut sorted: Vec<&Module> = modules.iter().collect();
@@ -71,9 +77,9 @@ pub fn modules_dep(modules: &[Module]) -> String {
             visit(&dep, &by_name, &mut seen, &mut order);
         }
         order.reverse();
-        out.push_str(&format!("extra/{}:", m.file_name));
+        out.push_str(&format!("{}:", place(m)));
         for dep in order {
-            out.push_str(&format!(" extra/{}", dep.file_name));
+            out.push_str(&format!(" {}", place(dep)));
         }
         out.push('\n');
     }
@@ -99,26 +105,27 @@ fn visit<'a>(
     order.push(m);
 }
 
-/// Writes the image's build context: `ko/`, `opt/lib/modules/<kver>/extra/`,
-/// the depmod index (or a `modules.dep` of dmb's own when the builder had no
-/// depmod) and the Dockerfile.
+/// Writes the image's build context: `ko/`, each module at its `place` in
+/// `opt/lib/modules/<kver>/`, the depmod index (or a `modules.dep` of dmb's
+/// own when the builder had no depmod) and the Dockerfile.
 pub fn write_context(
     context: &Path,
     release: &str,
     ko_dir: &Path,
     modules: &[Module],
+    place: &dyn Fn(&Module) -> String,
     depmod_dir: Option<&Path>,
     dockerfile: &str,
 ) -> std::io::Result<()> {
     let top = context.join("ko");
     let kmod = context.join(kmod_dir(release));
-    let extra = kmod.join("extra");
     std::fs::create_dir_all(&top)?;
-    std::fs::create_dir_all(&extra)?;
     for m in modules {
         let from = ko_dir.join(&m.file_name);
+        let at = kmod.join(place(m));
+        std::fs::create_dir_all(at.parent().unwrap_or(&kmod))?;
         std::fs::copy(&from, top.join(&m.file_name))?;
-        std::fs::copy(&from, extra.join(&m.file_name))?;
+        std::fs::copy(&from, at)?;
     }
     match depmod_dir {
         Some(dir) => {
@@ -129,7 +136,7 @@ pub fn write_context(
                 }
             }
         }
-        None => std::fs::write(kmod.join("modules.dep"), modules_dep(modules))?,
+        None => std::fs::write(kmod.join("modules.dep"), modules_dep(modules, place))?,
     }
     std::fs::write(context.join("Dockerfile"), dockerfile)
 }
@@ -168,7 +175,7 @@ mod tests {
             module("d-x.ko", "a"),
         ];
         assert_eq!(
-            modules_dep(&set),
+            modules_dep(&set, &|m| default_place(&m.file_name)),
             "extra/a.ko: extra/b.ko extra/c.ko\n\
              extra/b.ko: extra/c.ko\n\
              extra/c.ko:\n\
@@ -177,10 +184,23 @@ mod tests {
     }
 
     #[test]
+    fn modules_are_listed_at_their_places() {
+        let set = [module("a.ko", "b"), module("b.ko", "")];
+        let place = |m: &Module| match m.file_name.as_str() {
+            "b.ko" => "kernel/drivers/md/b.ko".to_string(),
+            f => format!("updates/{f}"),
+        };
+        assert_eq!(
+            modules_dep(&set, &place),
+            "updates/a.ko: kernel/drivers/md/b.ko\nkernel/drivers/md/b.ko:\n"
+        );
+    }
+
+    #[test]
     fn a_dependency_cycle_terminates() {
         let set = [module("a.ko", "b"), module("b.ko", "a")];
         assert_eq!(
-            modules_dep(&set),
+            modules_dep(&set, &|m| default_place(&m.file_name)),
             "extra/a.ko: extra/b.ko\nextra/b.ko: extra/a.ko\n"
         );
     }

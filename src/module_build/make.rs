@@ -2,6 +2,7 @@
 //! copy of the module directory, and the `.ko` files come back to the host
 //! (exported by BuildKit, or copied out of a tagged image).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::log::{error_lines, BuildMarkers};
@@ -19,9 +20,21 @@ pub struct BuiltFiles {
     pub ko: Vec<String>,
     /// depmod's index files, when the builder had depmod.
     pub depmod_dir: Option<PathBuf>,
+    /// Where a module goes in the kmod tree, relative to
+    /// `lib/modules/<kver>/`, when not `extra/<file>` (a DKMS package's
+    /// `DEST_MODULE_LOCATION`), by file name.
+    pub places: BTreeMap<String, String>,
 }
 
 impl BuiltFiles {
+    /// Where `file_name` goes in the kmod tree.
+    pub fn place(&self, file_name: &str) -> String {
+        self.places
+            .get(file_name)
+            .cloned()
+            .unwrap_or_else(|| super::layout::default_place(file_name))
+    }
+
     pub fn read_modules(&self) -> Result<Vec<Module>, BuildError> {
         self.ko
             .iter()
@@ -174,9 +187,68 @@ pub fn collect<E: ?Sized + BuildEngine>(
     if ko.is_empty() {
         return Err(BuildError::NoModules.into());
     }
+    let places = read_places(&ko_dir.join(PLACES_FILE))?;
     Ok(BuiltFiles {
         ko_dir,
         ko,
         depmod_dir: depmod.then_some(depmod_dir),
+        places,
     })
+}
+
+/// The file beside the built modules that says where each goes in the kmod
+/// tree (`FILE<TAB>PLACE` lines), when a build script wrote one.
+pub const PLACES_FILE: &str = "places";
+
+fn read_places(path: &Path) -> Result<BTreeMap<String, String>, BuildError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(BuildError::io("reading where the modules go")(e)),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(file, place)| is_safe_place(file, place))
+        .map(|(f, p)| (f.to_string(), p.to_string()))
+        .collect())
+}
+
+/// A place must stay inside the kmod tree and end in the file itself.
+fn is_safe_place(file: &str, place: &str) -> bool {
+    !place.starts_with('/')
+        && place
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+        && place.rsplit('/').next() == Some(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_stay_inside_the_kmod_tree() {
+        assert!(is_safe_place("a.ko", "updates/dkms/a.ko"));
+        assert!(is_safe_place("a.ko", "a.ko"));
+        assert!(!is_safe_place("a.ko", "/etc/a.ko"));
+        assert!(!is_safe_place("a.ko", "extra/../../a.ko"));
+        assert!(!is_safe_place("a.ko", "extra//a.ko"));
+        assert!(!is_safe_place("a.ko", "extra/b.ko"));
+    }
+
+    #[test]
+    fn places_are_read_from_the_build_scripts_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(PLACES_FILE);
+        assert!(read_places(&file).unwrap().is_empty());
+        std::fs::write(
+            &file,
+            "a.ko\tkernel/drivers/md/a.ko\nb.ko\t../b.ko\nnot a line\n",
+        )
+        .unwrap();
+        let places = read_places(&file).unwrap();
+        assert_eq!(places.len(), 1);
+        assert_eq!(places["a.ko"], "kernel/drivers/md/a.ko");
+    }
 }

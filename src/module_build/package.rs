@@ -74,6 +74,7 @@ fn package<E: ?Sized + BuildEngine>(
         provenance.release,
         &files.ko_dir,
         modules,
+        &|m| files.place(&m.file_name),
         files.depmod_dir.as_deref(),
         &dockerfile::module_image(&labels),
     )

@@ -120,6 +120,7 @@ pub fn index<E: ?Sized + Engine>(
         ko_dir: gathered.ko_dir.clone(),
         ko,
         depmod_dir: indexed.then_some(depmod_dir),
+        places: Default::default(),
     })
 }
 
