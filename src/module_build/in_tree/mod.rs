@@ -28,6 +28,8 @@ use crate::engine::{Engine, Session};
 use crate::kernel::kbuild::{ModuleIndex, ModuleSite};
 use crate::kernel::kconfig::Kconfig;
 use crate::kernel::{KernelConfig, KernelFacts, KernelRelease};
+use crate::ko::Module;
+use crate::module_build::make::BuiltFiles;
 use crate::progress::Progress;
 use config_plan::Change;
 
@@ -183,6 +185,22 @@ pub fn srcarch(config: &KernelConfig) -> &'static str {
     }
 }
 
+/// In-tree modules built, on the host, not yet checked or packaged.
+pub struct Built {
+    pub refs: Refs,
+    pub release: KernelRelease,
+    pub facts: KernelFacts,
+    /// The modules, asked-for ones and what they need, in load order.
+    pub modules: Vec<Module>,
+    pub files: BuiltFiles,
+    /// The modules built only because the asked-for ones need them.
+    pub dependencies: Vec<String>,
+    /// The Kconfig symbols asked for, without `CONFIG_`.
+    pub symbols: Vec<String>,
+    /// Holds `files`.
+    pub work: tempfile::TempDir,
+}
+
 /// Builds the modules `opts.names` name from the kernel image's source.
 pub fn run<E: ?Sized + Engine>(
     engine: &E,
@@ -190,13 +208,83 @@ pub fn run<E: ?Sized + Engine>(
     progress: &mut dyn Progress,
 ) -> Result<BuildOutcome, crate::Error> {
     let session = Session::new(engine);
+    let Built {
+        refs,
+        release,
+        facts,
+        modules,
+        files,
+        dependencies,
+        symbols,
+        work,
+    } = build(&session, &opts.refs, &opts.names, progress)?;
+    if opts.check {
+        progress.step(&format!("checking that they will load into {release}"));
+        let report = crate::check::check(&facts, &modules, &[]);
+        if !report.all_fit() {
+            return Err(BuildError::WillNotLoad { report }.into());
+        }
+    }
+
+    let labels = [
+        (
+            layout::label::DEPENDENCIES.to_string(),
+            dependencies.join(","),
+        ),
+        (
+            layout::label::IN_TREE.to_string(),
+            symbols
+                .iter()
+                .map(|s| format!("CONFIG_{s}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ];
+    let (image_id, output_files) = package::deliver(
+        &session,
+        &refs,
+        &release,
+        &opts.module_ref,
+        opts.output.as_deref(),
+        &labels,
+        &modules,
+        &files,
+        work.path(),
+        progress,
+    )?;
+    let mut notes = Vec::new();
+    if !dependencies.is_empty() {
+        notes.push(format!(
+            "built too, because the modules need them and the kernel lacks them: {}",
+            dependencies.join(", ")
+        ));
+    }
+    Ok(BuildOutcome {
+        release,
+        module_ref: opts.module_ref.clone(),
+        image_id,
+        modules,
+        output_files,
+        checked: opts.check,
+        notes,
+    })
+}
+
+/// Builds the in-tree modules `names` name, and what they need that the
+/// kernel lacks, for the kernel of `ref_opts`.
+pub fn build<E: ?Sized + Engine>(
+    session: &Session<E>,
+    ref_opts: &RefOptions,
+    names: &[String],
+    progress: &mut dyn Progress,
+) -> Result<Built, crate::Error> {
     // The running kernel says what it has; with both refs given, a build
     // can go on without it (for a kernel the engine may not even run).
-    let refs_given = opts.refs.kernel_ref.is_some() && opts.refs.build_ref.is_some();
-    let detection = match (&opts.refs.detected, &opts.refs.detect) {
+    let refs_given = ref_opts.kernel_ref.is_some() && ref_opts.build_ref.is_some();
+    let detection = match (&ref_opts.detected, &ref_opts.detect) {
         (Some(found), _) => Some(found.clone()),
         (None, Some(d)) => {
-            match detect::detect(&session, d) {
+            match detect::detect(session, d) {
                 Ok(found) => Some(found),
                 Err(e)
                     if refs_given
@@ -213,10 +301,10 @@ pub fn run<E: ?Sized + Engine>(
         }
         (None, None) => None,
     };
-    let refs = Refs::resolve_detected(&session, &opts.refs, detection.as_ref(), progress)?;
-    let buildenv = buildenv::ensure(&session, &refs, progress)?;
-    let release = buildenv::release(&session, &buildenv, &refs)?;
-    let facts = buildenv::facts(&session, &buildenv, &refs.kernel_ref, &release)?;
+    let refs = Refs::resolve_detected(session, ref_opts, detection.as_ref(), progress)?;
+    let buildenv = buildenv::ensure(session, &refs, progress)?;
+    let release = buildenv::release(session, &buildenv, &refs)?;
+    let facts = buildenv::facts(session, &buildenv, &refs.kernel_ref, &release)?;
     let target = TargetKernel::of(detection.as_ref(), &release, &facts);
     if !target.knows_vm {
         progress.step(&format!(
@@ -228,11 +316,11 @@ pub fn run<E: ?Sized + Engine>(
         "reading the Kconfig and Makefiles of {}",
         refs.kernel_ref
     ));
-    let source = crate::kernel::source::source_files(&session, &refs.kernel_ref)?;
+    let source = crate::kernel::source::source_files(session, &refs.kernel_ref)?;
     let arch = srcarch(&target.config);
     let kconfig = source.kconfig(arch);
     let index = source.modules(arch);
-    let request = names::resolve(&opts.names, &kconfig, &index)?;
+    let request = names::resolve(names, &kconfig, &index)?;
     for site in &request.modules {
         if target.config.get(&site.symbol) == Some("y") {
             return Err(InTreeError::AlreadyBuiltIn {
@@ -256,7 +344,7 @@ pub fn run<E: ?Sized + Engine>(
     }
 
     let source_image = tree::source_image(
-        &session,
+        session,
         &refs,
         &buildenv,
         &release,
@@ -264,7 +352,7 @@ pub fn run<E: ?Sized + Engine>(
         progress,
     )?;
     let prepared = tree::prepared(
-        &session,
+        session,
         &source_image,
         &plan,
         &release,
@@ -303,7 +391,7 @@ pub fn run<E: ?Sized + Engine>(
     let known = |site: &ModuleSite| !changed && symvers_modules.contains(site.path().as_str());
     let mut gathered = make::Gathered::new()?;
     make::build_round(
-        &session,
+        session,
         &prepared,
         &release,
         &closure::first_round(&request.modules, forecast, known),
@@ -340,7 +428,7 @@ pub fn run<E: ?Sized + Engine>(
             break;
         }
         make::build_round(
-            &session,
+            session,
             &prepared,
             &release,
             &[sites],
@@ -351,7 +439,7 @@ pub fn run<E: ?Sized + Engine>(
     let (gathered, order) = gathered.keep(&asked);
     if changed {
         crcs::compare(
-            &session,
+            session,
             &prepared,
             &plan,
             &asked,
@@ -365,58 +453,17 @@ pub fn run<E: ?Sized + Engine>(
         .filter(|n| !asked.contains(*n))
         .cloned()
         .collect();
-    let files = make::index(&session, &prepared, &gathered)?;
-    let modules = gathered.modules.clone();
-    if opts.check {
-        progress.step(&format!("checking that they will load into {release}"));
-        let report = crate::check::check(&facts, &modules, &[]);
-        if !report.all_fit() {
-            return Err(BuildError::WillNotLoad { report }.into());
-        }
-    }
-
-    let labels = [
-        (
-            layout::label::DEPENDENCIES.to_string(),
-            dependencies.join(","),
-        ),
-        (
-            layout::label::IN_TREE.to_string(),
-            request
-                .symbols
-                .iter()
-                .map(|s| format!("CONFIG_{s}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    ];
-    let (image_id, output_files) = package::deliver(
-        &session,
-        &refs,
-        &release,
-        &opts.module_ref,
-        opts.output.as_deref(),
-        &labels,
-        &modules,
-        &files,
-        gathered.work.path(),
-        progress,
-    )?;
-    let mut notes = Vec::new();
-    if !dependencies.is_empty() {
-        notes.push(format!(
-            "built too, because the modules need them and the kernel lacks them: {}",
-            dependencies.join(", ")
-        ));
-    }
-    Ok(BuildOutcome {
+    let files = make::index(session, &prepared, &gathered)?;
+    let make::Gathered { work, modules, .. } = gathered;
+    Ok(Built {
+        refs,
         release,
-        module_ref: opts.module_ref.clone(),
-        image_id,
+        facts,
         modules,
-        output_files,
-        checked: opts.check,
-        notes,
+        files,
+        dependencies,
+        symbols: request.symbols,
+        work,
     })
 }
 
