@@ -5,6 +5,7 @@
 
 use crate::check;
 use crate::detect::DetectError;
+use crate::dkms::DkmsError;
 use crate::engine::EngineError;
 use crate::kernel::{FactsError, KernelImageError};
 use crate::load::plan::PlanError;
@@ -84,6 +85,8 @@ pub enum Error {
     Unload(#[from] UnloadError),
     #[error(transparent)]
     Synth(#[from] SynthError),
+    #[error(transparent)]
+    Dkms(#[from] DkmsError),
     #[error("{0}")]
     Usage(String),
 }
@@ -101,6 +104,7 @@ impl Error {
         match self {
             Error::Usage(_) => USAGE,
             Error::Synth(e) => e.code(),
+            Error::Dkms(e) => e.code(),
             Error::InTree(T::UnknownName { .. }) => IN_TREE_UNKNOWN,
             Error::InTree(
                 T::NotAModule { .. }
@@ -173,6 +177,7 @@ impl Error {
         use UnloadError as U;
         Some(match self {
             Error::Synth(e) => return e.hint(),
+            Error::Dkms(e) => return e.hint(),
             Error::InTree(T::UnknownName { .. }) => {
                 "give a module name (`sctp`, `dm-crypt`) or a Kconfig option (`CONFIG_IP_SCTP`) of this kernel".into()
             }
@@ -295,6 +300,7 @@ impl Error {
         };
         match self {
             Error::Synth(e) => e.details(),
+            Error::Dkms(e) => e.details(),
             Error::Build(BuildError::MakeFailed { errors, .. }) if !errors.is_empty() => {
                 let first: Vec<String> = errors.iter().take(40).cloned().collect();
                 indented("dmb: the compiler said:", &first)

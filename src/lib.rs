@@ -16,6 +16,7 @@ pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod detect;
+pub mod dkms;
 pub mod download;
 pub mod engine;
 pub mod error;

@@ -7,6 +7,7 @@ use super::detect::ProbeArgs;
 use super::output::Terminal;
 use super::{connect, Cli, Outcome};
 use crate::detect;
+use crate::dkms::{self, build::DkmsOptions, PackageTree};
 use crate::engine::{BuilderPreference, Session};
 use crate::module_build::in_tree::{self, InTreeOptions};
 use crate::module_build::{self, BuildOptions, BuildOutcome, ModuleDir, RefOptions};
@@ -15,9 +16,25 @@ use crate::synth::{self, auto::AutoSynthesis};
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
-    /// Directory with the module's Makefile and sources.
+    /// Directory with the module's Makefile and sources, a DKMS source
+    /// tree (a directory with a dkms.conf), or a `*-dkms` `.deb`.
     #[arg(default_value = "module")]
     pub module_dir: PathBuf,
+
+    /// Build the directory as a DKMS package (it must hold a dkms.conf).
+    /// Without --dkms or --no-dkms, a dkms.conf decides.
+    #[arg(long, conflicts_with_all = ["no_dkms", "in_tree"])]
+    pub dkms: bool,
+
+    /// Run the directory's Makefile (its default target) even when it holds
+    /// a dkms.conf.
+    #[arg(long, conflicts_with = "in_tree")]
+    pub no_dkms: bool,
+
+    /// Also build, from the kernel's own source, the modules a DKMS
+    /// package's modules need and the kernel lacks (as --in-tree does).
+    #[arg(long, conflicts_with = "in_tree")]
+    pub with_deps: bool,
 
     /// Build modules of the kernel's own source instead: module names
     /// (`sctp`, `dm-crypt`) or Kconfig options (`CONFIG_IP_SCTP`), with every
@@ -114,34 +131,85 @@ impl From<BuilderArg> for BuilderPreference {
     }
 }
 
+/// What `dmb build` builds.
+enum Source {
+    Module(ModuleDir),
+    Dkms(PackageTree),
+    InTree,
+}
+
+impl Source {
+    /// Decided before any engine is reached: `--in-tree`, a `.deb`,
+    /// `--dkms`/`--no-dkms`, else whether the directory has a dkms.conf.
+    fn of(args: &BuildArgs) -> Result<Self, crate::Error> {
+        let path = &args.module_dir;
+        let source = if !args.in_tree.is_empty() {
+            Source::InTree
+        } else if dkms::deb::is_deb(path) {
+            if args.no_dkms {
+                return Err(crate::Error::Usage(format!(
+                    "{} is a Debian package: only its DKMS tree can be built (drop --no-dkms)",
+                    path.display()
+                )));
+            }
+            Source::Dkms(PackageTree::from_deb(path)?)
+        } else if args.dkms || (!args.no_dkms && path.is_dir() && dkms::has_conf(path)) {
+            if !path.is_dir() {
+                ModuleDir::new(path)?;
+            }
+            Source::Dkms(PackageTree::from_dir(path)?)
+        } else {
+            Source::Module(ModuleDir::new(path)?)
+        };
+        if args.with_deps && !matches!(source, Source::Dkms(_)) {
+            return Err(crate::Error::Usage(
+                "--with-deps is for DKMS packages (an --in-tree build always builds what its modules need)".into(),
+            ));
+        }
+        Ok(source)
+    }
+}
+
 pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
     let mut terminal = Terminal { quiet: args.quiet };
     // What needs no engine is checked before connecting to one.
-    let module_dir = match args.in_tree.is_empty() {
-        true => Some(ModuleDir::new(&args.module_dir)?),
-        false => None,
-    };
+    let source = Source::of(args)?;
     let engine = connect(cli, args.builder.into())?;
     let refs = settle_refs(&engine, args, &mut terminal)?;
-    let outcome = if let Some(module_dir) = module_dir {
-        let opts = BuildOptions {
-            module_dir,
-            refs,
-            module_ref: args.module_ref.clone(),
-            output: args.output.clone(),
-            network: args.network,
-            check: !args.no_check,
-        };
-        module_build::run(&engine, &opts, &mut terminal)?
-    } else {
-        let opts = InTreeOptions {
-            names: args.in_tree.clone(),
-            refs,
-            module_ref: args.module_ref.clone(),
-            output: args.output.clone(),
-            check: !args.no_check,
-        };
-        in_tree::run(&engine, &opts, &mut terminal)?
+    let outcome = match source {
+        Source::Module(module_dir) => {
+            let opts = BuildOptions {
+                module_dir,
+                refs,
+                module_ref: args.module_ref.clone(),
+                output: args.output.clone(),
+                network: args.network,
+                check: !args.no_check,
+            };
+            module_build::run(&engine, &opts, &mut terminal)?
+        }
+        Source::Dkms(tree) => {
+            let opts = DkmsOptions {
+                tree,
+                refs,
+                module_ref: args.module_ref.clone(),
+                output: args.output.clone(),
+                network: args.network,
+                check: !args.no_check,
+                with_deps: args.with_deps,
+            };
+            dkms::build::run(&engine, &opts, &mut terminal)?
+        }
+        Source::InTree => {
+            let opts = InTreeOptions {
+                names: args.in_tree.clone(),
+                refs,
+                module_ref: args.module_ref.clone(),
+                output: args.output.clone(),
+                check: !args.no_check,
+            };
+            in_tree::run(&engine, &opts, &mut terminal)?
+        }
     };
     print_outcome(&outcome);
     Ok(0)

@@ -16,6 +16,36 @@ pub fn write(context: &Path, module_dir: &Path) -> Result<(), BuildError> {
         .map_err(BuildError::io(format!("copying {}", module_dir.display())))
 }
 
+/// A DKMS build's context: `package/` (a copy of the tree), dmb's scripts
+/// and the plan's files at `dmb/dkms/`.
+pub fn write_dkms(
+    context: &Path,
+    tree: &Path,
+    plan_files: &[(&str, String)],
+) -> Result<(), BuildError> {
+    let bin = context.join("dmb/bin");
+    let plan = context.join("dmb/dkms");
+    for dir in [&bin, &plan] {
+        std::fs::create_dir_all(dir).map_err(BuildError::io("creating the build context"))?;
+    }
+    write_executable(&bin.join("uname"), scripts::UNAME)?;
+    write_executable(&context.join("dmb/dkms_build.sh"), scripts::DKMS_BUILD)?;
+    for (name, text) in plan_files {
+        std::fs::write(plan.join(name), text)
+            .map_err(BuildError::io(format!("writing the plan's {name}")))?;
+    }
+    copy_tree(tree, &context.join("package"))
+        .map_err(BuildError::io(format!("copying {}", tree.display())))
+}
+
+/// What reads a DKMS package's dkms.conf: `package/` and the script.
+pub fn write_dkms_reading(dir: &Path, tree: &Path) -> Result<(), BuildError> {
+    std::fs::create_dir_all(dir).map_err(BuildError::io("creating a temporary directory"))?;
+    write_executable(&dir.join("dkms_conf.sh"), scripts::DKMS_CONF)?;
+    copy_tree(tree, &dir.join("package"))
+        .map_err(BuildError::io(format!("copying {}", tree.display())))
+}
+
 fn write_executable(path: &Path, text: &str) -> Result<(), BuildError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text).map_err(BuildError::io(format!("writing {}", path.display())))?;

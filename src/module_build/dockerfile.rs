@@ -57,6 +57,34 @@ pub fn build(buildenv_tag: &str, session: &str, release: &str, export_stage: boo
     s
 }
 
+/// A DKMS package's build: its tree at `/usr/src/NAME-VERSION` (dkms's
+/// `source_tree`), the plan and script in `/usr/local/dmb`, built by bash
+/// as dkms would. With BuildKit a last `FROM scratch` stage holds only what
+/// is exported.
+pub fn dkms_build(
+    buildenv_tag: &str,
+    session: &str,
+    release: &str,
+    package_dir: &str,
+    export_stage: bool,
+) -> String {
+    let kdir = headers_dir(release);
+    let mut s = format!(
+        "# dmb DKMS build of {package_dir} for {release}\n\
+         FROM {buildenv_tag}\n\
+         LABEL {session_label}=\"{session}\"\n\
+         COPY dmb/ /usr/local/dmb/\n\
+         ENV KVER=\"{release}\" KDIR=\"{kdir}\" PATH=\"/usr/local/dmb/bin:${{PATH:-{DEFAULT_PATH}}}\"\n\
+         COPY package/ /usr/src/{package_dir}/\n\
+         RUN [\"bash\", \"/usr/local/dmb/dkms_build.sh\"]\n",
+        session_label = crate::engine::SESSION_LABEL,
+    );
+    if export_stage {
+        s.push_str("\nFROM scratch\nCOPY --from=0 /dmb-out/ /\n");
+    }
+    s
+}
+
 /// The kernel's source, unpacked into the build environment (with what a
 /// kernel-tree build lacks installed first). The archive comes straight
 /// from the kernel image, never through the client.

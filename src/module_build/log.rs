@@ -13,6 +13,10 @@ pub struct BuildMarkers {
     /// Module files, relative to the module directory.
     pub built: Vec<String>,
     pub depmod: bool,
+    /// DKMS: `BUILT_MODULE_NAME`s make did not leave, with their location.
+    pub missing: Vec<(String, String)>,
+    /// DKMS: a patch that is not there (`true`) or does not apply.
+    pub patch: Option<(String, bool)>,
 }
 
 impl BuildMarkers {
@@ -27,6 +31,11 @@ impl BuildMarkers {
                 "duplicate" => r.duplicate = Some(record.args.to_string()),
                 "ko" => r.built.push(record.args.to_string()),
                 "depmod" => r.depmod = true,
+                "missing" => r
+                    .missing
+                    .push((record.arg(0).to_string(), record.arg(1).to_string())),
+                "patch-missing" => r.patch = Some((record.args.to_string(), true)),
+                "patch-failed" => r.patch = Some((record.args.to_string(), false)),
                 _ => {}
             }
         }

@@ -136,6 +136,15 @@ pub fn run_build<E: ?Sized + BuildEngine>(
     )?;
     let markers = BuildMarkers::from_log(records.iter().map(String::as_str));
     if !done.success() {
+        if !markers.missing.is_empty() {
+            return Err(crate::dkms::DkmsError::NotBuilt {
+                missing: markers.missing,
+            }
+            .into());
+        }
+        if let Some((patch, missing)) = markers.patch {
+            return Err(crate::dkms::DkmsError::Patch { patch, missing }.into());
+        }
         return Err(if let Some(code) = markers.make_failed {
             BuildError::MakeFailed {
                 code,

@@ -16,13 +16,13 @@
 //! failure or Ctrl-C exactly that is removed.
 
 pub mod buildenv;
-mod context;
+pub(crate) mod context;
 pub mod dockerfile;
 pub mod in_tree;
 pub mod layout;
 pub mod log;
-mod make;
-mod package;
+pub(crate) mod make;
+pub(crate) mod package;
 pub mod refs;
 
 use std::path::{Path, PathBuf};
@@ -136,7 +136,7 @@ pub enum BuildError {
 }
 
 impl BuildError {
-    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
         let what = what.into();
         move |source| BuildError::Io { what, source }
     }

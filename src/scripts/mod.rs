@@ -54,6 +54,13 @@ pub const SNAPSHOT: &str = include_str!("snapshot.sh");
 pub const SYNTH_SOURCE: &str = include_str!("synth_source.sh");
 /// The LinuxKit layout of a synthesized kernel image.
 pub const SYNTH_PACK: &str = include_str!("synth_pack.sh");
+/// Starts reading a DKMS package's dkms.conf: `no-bash` when it cannot.
+pub const DKMS_READ: &str = include_str!("dkms_read.sh");
+/// Sources dkms.conf as dkms does: `var`, `match`, `conf-failed` records.
+pub const DKMS_CONF: &str = include_str!("dkms_conf.sh");
+/// Builds a DKMS package from dmb's plan: the build script's records and
+/// `missing`, `patch-missing`, `patch-failed`.
+pub const DKMS_BUILD: &str = include_str!("dkms_build.sh");
 
 /// One `@@dmb:VERB ARGS…` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
