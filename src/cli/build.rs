@@ -155,7 +155,10 @@ impl Source {
             Source::Dkms(PackageTree::from_deb(path)?)
         } else if args.dkms || (!args.no_dkms && path.is_dir() && dkms::has_conf(path)) {
             if !path.is_dir() {
-                ModuleDir::new(path)?;
+                return Err(module_build::BuildError::ModuleDirMissing {
+                    path: path.to_path_buf(),
+                }
+                .into());
             }
             Source::Dkms(PackageTree::from_dir(path)?)
         } else {
