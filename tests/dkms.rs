@@ -381,30 +381,6 @@ fn dkms_refusals_are_clear_distinct_and_leave_nothing_behind() {
     before.assert_unchanged();
 }
 
-/// A command in the VM's own mount namespace (its /usr/sbin tools).
-fn in_vm(host: &str, script: &str) -> String {
-    vm_docker_ok(
-        host,
-        &[
-            "run",
-            "--rm",
-            "--privileged",
-            "--pid=host",
-            "--network",
-            "none",
-            BUSYBOX,
-            "nsenter",
-            "-t",
-            "1",
-            "-m",
-            "/bin/sh",
-            "-c",
-            script,
-        ],
-        3 * MIN,
-    )
-}
-
 #[test]
 fn dkms_packages_load_in_the_sim_and_work() {
     if !sim_available("the DKMS load test") {

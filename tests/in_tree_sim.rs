@@ -24,30 +24,6 @@ fn build_in_tree(name: &str, out: &Path, image: &TestImage) -> PathBuf {
     dest
 }
 
-/// A command in the VM's own mount namespace (its /usr/sbin tools).
-fn in_vm(host: &str, script: &str) -> String {
-    vm_docker_ok(
-        host,
-        &[
-            "run",
-            "--rm",
-            "--privileged",
-            "--pid=host",
-            "--network",
-            "none",
-            BUSYBOX,
-            "nsenter",
-            "-t",
-            "1",
-            "-m",
-            "/bin/sh",
-            "-c",
-            script,
-        ],
-        3 * MIN,
-    )
-}
-
 #[test]
 fn in_tree_modules_load_in_the_sim_with_their_closure_and_work() {
     if !sim_available("the in-tree load test") {

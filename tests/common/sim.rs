@@ -272,3 +272,28 @@ pub fn sim_available(what: &str) -> bool {
     }
     true
 }
+
+/// A command in the VM's own mount namespace (its /usr/sbin tools), in a
+/// privileged container of the VM's engine (never this machine's).
+pub fn in_vm(host: &str, script: &str) -> String {
+    vm_docker_ok(
+        host,
+        &[
+            "run",
+            "--rm",
+            "--privileged",
+            "--pid=host",
+            "--network",
+            "none",
+            BUSYBOX,
+            "nsenter",
+            "-t",
+            "1",
+            "-m",
+            "/bin/sh",
+            "-c",
+            script,
+        ],
+        3 * MIN,
+    )
+}
