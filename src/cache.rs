@@ -55,6 +55,39 @@ pub fn store(path: &Path, bytes: &[u8]) {
     let _ = write();
 }
 
+/// Files by name, as a cache entry (a tar).
+pub fn store_files(path: &Path, files: &std::collections::BTreeMap<String, Vec<u8>>) {
+    let tar = || -> std::io::Result<Vec<u8>> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, data.as_slice())?;
+        }
+        b.into_inner()
+    };
+    if let Ok(bytes) = tar() {
+        store(path, &bytes);
+    }
+}
+
+/// The files of an entry [`store_files`] wrote, when there is one.
+pub fn read_files(path: Option<&Path>) -> Option<std::collections::BTreeMap<String, Vec<u8>>> {
+    let bytes = read(path)?;
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let mut files = std::collections::BTreeMap::new();
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let name = entry.path().ok()?.to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).ok()?;
+        files.insert(name, data);
+    }
+    Some(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +110,16 @@ mod tests {
         store(&path, b"data");
         assert_eq!(read(Some(&path)).unwrap(), b"data");
         assert_eq!(read(None), None);
+    }
+
+    #[test]
+    fn files_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kind/abc.tar");
+        let mut files = std::collections::BTreeMap::new();
+        files.insert("include/generated/utsrelease.h".to_string(), b"x".to_vec());
+        files.insert(".config".to_string(), Vec::new());
+        store_files(&path, &files);
+        assert_eq!(read_files(Some(&path)).unwrap(), files);
     }
 }

@@ -21,6 +21,7 @@ pub const UNEXPECTED: i32 = 1;
 pub const USAGE: i32 = 2;
 pub const MODULE_DIR_MISSING: i32 = 10;
 pub const NO_MAKEFILE: i32 = 11;
+pub const UNUSABLE_FILE_NAME: i32 = 12;
 pub const KERNEL_REF_NOT_GIVEN: i32 = 20;
 pub const KERNEL_REF_NOT_FOUND: i32 = 21;
 pub const KERNEL_LAYOUT: i32 = 22;
@@ -128,6 +129,8 @@ impl Error {
             Error::Engine(En::Command { .. } | En::Stream { .. }) => UNEXPECTED,
             Error::Build(B::ModuleDirMissing { .. }) => MODULE_DIR_MISSING,
             Error::Build(B::NoMakefile { .. }) => NO_MAKEFILE,
+            Error::Build(B::UnusableFileName { .. }) => UNUSABLE_FILE_NAME,
+            Error::Build(B::BadMakeArgument) => USAGE,
             Error::KernelImage(K::NotGiven) => KERNEL_REF_NOT_GIVEN,
             Error::KernelImage(K::NotFound { .. }) => KERNEL_REF_NOT_FOUND,
             Error::KernelImage(
@@ -237,6 +240,9 @@ impl Error {
             }
             Error::Build(B::NoMakefile { .. }) => {
                 "the directory needs a Makefile whose default target builds the module, e.g. `obj-m += hello.o` with `all:` calling `$(MAKE) -C $(KDIR) M=$(PWD) modules`".into()
+            }
+            Error::Build(B::UnusableFileName { .. }) => {
+                "rename the file, or name it in the directory's .dmbignore to leave it out of the build".into()
             }
             Error::Build(B::BuildRefNotGiven) => {
                 "give the toolchain image with --build-ref IMAGE or BUILD_REF=IMAGE; its compiler must be the one that built the kernel".into()

@@ -26,6 +26,7 @@ pub mod ko;
 pub mod load;
 pub mod module_build;
 pub mod module_files;
+pub mod platform;
 pub mod progress;
 pub mod scripts;
 pub mod synth;

@@ -9,6 +9,7 @@ use super::{connect, Cli, Outcome};
 use crate::detect;
 use crate::dkms::{self, build::DkmsOptions, PackageTree};
 use crate::engine::{BuilderPreference, Session};
+use crate::module_build::context::MakeInputs;
 use crate::module_build::in_tree::{self, InTreeOptions};
 use crate::module_build::{self, BuildOptions, BuildOutcome, ModuleDir, RefOptions};
 use crate::progress::Progress;
@@ -69,6 +70,23 @@ pub struct BuildArgs {
     /// Let make reach the network (build steps have none by default).
     #[arg(long)]
     pub network: bool,
+
+    /// Run make with this many jobs (default: the build container's CPU
+    /// count, `nproc`).
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
+
+    /// An argument for the module's make (`W=1`, `CONFIG_FOO=y`, a
+    /// target), repeatable. Objects built with other arguments are never
+    /// reused.
+    #[arg(long = "make-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub make_args: Vec<String>,
+
+    /// Build from scratch: remove the objects that earlier builds of this
+    /// module for this build environment kept (a rebuild recompiles only
+    /// the files whose content changed).
+    #[arg(long)]
+    pub fresh: bool,
 
     /// Do not check that the built modules will load into the kernel.
     #[arg(long)]
@@ -188,6 +206,12 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
                 output: args.output.clone(),
                 network: args.network,
                 check: !args.no_check,
+                make: MakeInputs {
+                    args: args.make_args.clone(),
+                    jobs: args.jobs,
+                    fresh: args.fresh,
+                    fresh_marker: None,
+                },
             };
             module_build::run(&engine, &opts, &mut terminal)?
         }

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use super::process::{self, Invocation, RunError, Streaming};
 use super::{
-    BuildOutput, BuildRequest, Builder, BuilderPreference, Builds, ContainerInfo, ContainerSpec,
-    Containers, EngineError, Finished, Images, Lifecycle, RunRequest, StreamReader, SESSION_LABEL,
+    BuildOutput, BuildRequest, Builder, BuilderPreference, Builds, ContainerBuild, ContainerInfo,
+    ContainerSpec, Containers, EngineError, Finished, Images, Lifecycle, RunRequest, StreamReader,
+    SESSION_LABEL,
 };
 
 /// The first docker CLI release that dropped the built-in BuildKit client in
@@ -457,6 +458,52 @@ impl Builds for DockerCli {
         let inv = self.build_invocation(request);
         self.trace(&inv);
         process::run(&inv, true, on_line).map_err(|e| run_error(&inv, e))
+    }
+
+    fn build_in_container(
+        &self,
+        build: &ContainerBuild,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<Finished, EngineError> {
+        let mut create =
+            self.invocation()
+                .args(["create", "--network", "none", "--name", &build.name]);
+        for (k, v) in &build.labels {
+            create = create.args(["--label", &format!("{k}={v}")]);
+        }
+        for (k, v) in &build.env {
+            create = create.args(["--env", &format!("{k}={v}")]);
+        }
+        let mut mount = format!("type=volume,src={},dst={}", build.volume, build.volume_dir);
+        for (k, v) in &build.volume_labels {
+            mount.push_str(&format!(",volume-label={k}={v}"));
+        }
+        let create = create.args(["--mount", &mount]).args([
+            "--entrypoint",
+            "/bin/sh",
+            "--",
+            &build.image,
+            &build.script,
+        ]);
+        self.run_checked(&create)?;
+        let finished = (|| {
+            self.copy_into(&build.name, &build.input, &build.input_dir)?;
+            let start = self
+                .invocation()
+                .args(["start", "--attach", "--", &build.name]);
+            self.trace(&start);
+            let finished = process::run(&start, true, on_line).map_err(|e| run_error(&start, e))?;
+            if finished.success() {
+                for (dir, dest) in &build.outputs {
+                    self.copy_files_out(&build.name, dir, dest)?;
+                }
+            }
+            Ok(finished)
+        })();
+        let removed = self.remove_container(&build.name);
+        let finished = finished?;
+        removed?;
+        Ok(finished)
     }
 }
 

@@ -117,6 +117,31 @@ pub struct ContainerSpec {
     pub script: Option<(&'static str, Vec<String>)>,
 }
 
+/// A build run in a container instead of an image build: how the legacy
+/// builder, which has no cache mounts, keeps a build directory between
+/// builds (in a named volume). The container has no network.
+#[derive(Debug, Clone)]
+pub struct ContainerBuild {
+    pub image: String,
+    pub name: String,
+    /// Its labels; it carries the session label, the volume does not.
+    pub labels: Vec<(String, String)>,
+    pub env: Vec<(String, String)>,
+    /// A named volume, created with `volume_labels` on first use, mounted
+    /// at `volume_dir`.
+    pub volume: String,
+    pub volume_dir: String,
+    pub volume_labels: Vec<(String, String)>,
+    /// A host directory whose contents are copied to `input_dir` first.
+    pub input: PathBuf,
+    pub input_dir: String,
+    /// The shell script of `input_dir` that it runs (by `/bin/sh`).
+    pub script: String,
+    /// Container directories whose regular files come to host
+    /// directories after a successful run.
+    pub outputs: Vec<(String, PathBuf)>,
+}
+
 /// A container as listed by [`Lifecycle::containers_with_label`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerInfo {
@@ -215,6 +240,16 @@ pub trait Builds {
     fn build(
         &self,
         request: &BuildRequest,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<Finished, EngineError>;
+
+    /// Runs a [`ContainerBuild`]: creates the container, copies its input
+    /// in, starts it (each log line to `on_line`), copies its outputs out
+    /// when it succeeded, and removes it. A failing script is not an error
+    /// here, as with [`Builds::build`].
+    fn build_in_container(
+        &self,
+        build: &ContainerBuild,
         on_line: &mut dyn FnMut(&str),
     ) -> Result<Finished, EngineError>;
 }

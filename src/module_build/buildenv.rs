@@ -55,16 +55,34 @@ pub fn ensure<E: ?Sized + BuildEngine>(
 }
 
 /// The release to build for: `--kver`, or the only kernel tree there is.
+///
+/// The listing of a build environment's trees is kept on the host, under
+/// its key: the key hashes the images it was made of, so the listing can
+/// never go stale, and a warm build needs no container for it.
 pub fn release<E: ?Sized + BuildEngine>(
     session: &Session<E>,
     buildenv: &str,
     refs: &Refs,
 ) -> Result<KernelRelease, crate::Error> {
-    let listing =
-        session
-            .engine()
-            .run(&session.request(buildenv, "trees", scripts::TREE_LISTING))?;
-    let trees = kernel::parse_tree_listing(&listing.stdout);
+    let cached = crate::cache::file_for_image("buildenv-trees", buildenv);
+    let listing = match crate::cache::read_files(cached.as_deref())
+        .and_then(|mut f| f.remove("listing"))
+        .and_then(|l| String::from_utf8(l).ok())
+    {
+        Some(listing) => listing,
+        None => {
+            let listing = session
+                .engine()
+                .run(&session.request(buildenv, "trees", scripts::TREE_LISTING))?
+                .stdout;
+            if let Some(path) = cached {
+                let files = [("listing".to_string(), listing.clone().into_bytes())].into();
+                crate::cache::store_files(&path, &files);
+            }
+            listing
+        }
+    };
+    let trees = kernel::parse_tree_listing(&listing);
     Ok(kernel::select_tree(
         &refs.kernel_ref,
         &trees,
@@ -74,22 +92,37 @@ pub fn release<E: ?Sized + BuildEngine>(
 
 /// The kernel's facts from the header tree already unpacked in the build
 /// environment: a few small files, instead of streaming the whole
-/// `kernel-dev.tar` out of the engine again.
+/// `kernel-dev.tar` out of the engine again. They are kept on the host
+/// under the build environment's key and the release, as its tree listing
+/// is.
 pub fn facts<E: ?Sized + BuildEngine>(
     session: &Session<E>,
     buildenv: &str,
     kernel_ref: &str,
     release: &KernelRelease,
 ) -> Result<KernelFacts, crate::Error> {
-    let scratch = session.scratch(buildenv)?;
-    let tree = kernel::headers_dir(release.as_str());
-    let mut files = std::collections::BTreeMap::new();
-    for name in kernel::facts::FACT_FILES {
-        if let Some(data) = scratch.read_small_file(&format!("{tree}/{name}"), MAX_FACT_FILE)? {
-            files.insert(name.to_string(), data);
+    let cached =
+        crate::cache::file_for_image("buildenv-facts", &cache_key(&[buildenv, release.as_str()]));
+    let files = match crate::cache::read_files(cached.as_deref()) {
+        Some(files) => files,
+        None => {
+            let scratch = session.scratch(buildenv)?;
+            let tree = kernel::headers_dir(release.as_str());
+            let mut files = std::collections::BTreeMap::new();
+            for name in kernel::facts::FACT_FILES {
+                if let Some(data) =
+                    scratch.read_small_file(&format!("{tree}/{name}"), MAX_FACT_FILE)?
+                {
+                    files.insert(name.to_string(), data);
+                }
+            }
+            drop(scratch);
+            if let Some(path) = cached {
+                crate::cache::store_files(&path, &files);
+            }
+            files
         }
-    }
-    drop(scratch);
+    };
     Ok(facts_of_tree(kernel_ref, release, &files)?)
 }
 

@@ -3,17 +3,56 @@
 
 use std::path::Path;
 
-use super::BuildError;
+use super::{sources, BuildError};
 use crate::scripts;
 
-/// `module/` (a copy of the user's directory) and dmb's own scripts.
-pub fn write(context: &Path, module_dir: &Path) -> Result<(), BuildError> {
-    let bin = context.join("dmb/bin");
+/// How make is to run, as the build script reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MakeInputs {
+    /// Arguments after `make -C /usr/src/module` (`W=1`, a target).
+    pub args: Vec<String>,
+    /// `-j`; `None`: the build container's CPU count.
+    pub jobs: Option<u32>,
+    /// Empty the kept build directory first.
+    pub fresh: bool,
+    /// What the `fresh` file holds when `fresh`: a text of its own for
+    /// each run (see `make::build_modules`).
+    pub fresh_marker: Option<String>,
+}
+
+/// The context of a module build, all under `dmb/` (copied to
+/// `/usr/local/dmb`): the scripts, `module/` (what of the user's directory
+/// the build needs, see [`sources`]), its manifest and how make runs.
+pub fn write(
+    context: &Path,
+    module_dir: &Path,
+    make: &MakeInputs,
+) -> Result<sources::Sources, BuildError> {
+    let dmb = context.join("dmb");
+    let bin = dmb.join("bin");
     std::fs::create_dir_all(&bin).map_err(BuildError::io("creating the build context"))?;
     write_executable(&bin.join("uname"), scripts::UNAME)?;
-    write_executable(&context.join("dmb/build.sh"), scripts::BUILD)?;
-    copy_tree(module_dir, &context.join("module"))
-        .map_err(BuildError::io(format!("copying {}", module_dir.display())))
+    write_executable(&dmb.join("build.sh"), scripts::BUILD)?;
+    write_executable(&dmb.join("sync_sources.sh"), scripts::SYNC_SOURCES)?;
+    let sources = sources::copy(module_dir, &dmb.join("module"))?;
+    let write = |name: &str, text: String| {
+        std::fs::write(dmb.join(name), text).map_err(BuildError::io(format!("writing {name}")))
+    };
+    write(sources::MANIFEST, sources.manifest())?;
+    if make.args.iter().any(|a| a.contains('\n')) {
+        return Err(BuildError::BadMakeArgument);
+    }
+    write(
+        "make-args",
+        make.args.iter().map(|a| format!("{a}\n")).collect(),
+    )?;
+    if let Some(jobs) = make.jobs {
+        write("jobs", format!("{jobs}\n"))?;
+    }
+    if make.fresh {
+        write("fresh", make.fresh_marker.clone().unwrap_or_default())?;
+    }
+    Ok(sources)
 }
 
 /// A DKMS build's context: `package/` (a copy of the tree), dmb's scripts

@@ -37,24 +37,29 @@ pub fn buildenv(build_ref: &str, kernel_ref: &str, key: &str, install: Option<&s
     s
 }
 
-/// The per-build image: module sources in, make, `.ko` files out. With
-/// BuildKit a last `FROM scratch` stage holds only what is exported.
-pub fn build(buildenv_tag: &str, session: &str, release: &str, export_stage: bool) -> String {
+/// The per-build image of BuildKit: the build script runs over the
+/// sources in `/usr/local/dmb`, with the build directory `/usr/src/module`
+/// a cache mount kept between builds (`cache`: its id); `sharing=locked`
+/// makes a second build of the same module wait for the first. A last
+/// `FROM scratch` stage holds only what is exported.
+///
+/// The legacy builder has no cache mounts; it runs the same script in a
+/// container with a volume instead ([`crate::engine::ContainerBuild`]).
+pub fn build(buildenv_tag: &str, session: &str, release: &str, cache: &str) -> String {
     let kdir = headers_dir(release);
-    let mut s = format!(
+    format!(
         "# dmb module build for {release}\n\
          FROM {buildenv_tag}\n\
          LABEL {session_label}=\"{session}\"\n\
          COPY dmb/ /usr/local/dmb/\n\
-         ENV KVER=\"{release}\" KDIR=\"{kdir}\" PATH=\"/usr/local/dmb/bin:${{PATH:-{DEFAULT_PATH}}}\"\n\
-         COPY module/ {MODULE_DIR_IN_CONTAINER}/\n\
-         RUN [\"/bin/sh\", \"/usr/local/dmb/build.sh\"]\n",
+         ENV KVER=\"{release}\" KDIR=\"{kdir}\"\n\
+         RUN --mount=type=cache,id={cache},target={MODULE_DIR_IN_CONTAINER},sharing=locked \\\n    \
+         [\"/bin/sh\", \"/usr/local/dmb/build.sh\"]\n\
+         \n\
+         FROM scratch\n\
+         COPY --from=0 /dmb-out/ /\n",
         session_label = crate::engine::SESSION_LABEL,
-    );
-    if export_stage {
-        s.push_str("\nFROM scratch\nCOPY --from=0 /dmb-out/ /\n");
-    }
-    s
+    )
 }
 
 /// A DKMS package's build: its tree at `/usr/src/NAME-VERSION` (dkms's
@@ -195,22 +200,12 @@ mod tests {
     }
 
     #[test]
-    fn build_for_the_legacy_builder() {
+    fn build_for_buildkit_keeps_the_build_directory_and_exports_only_the_output() {
         insta::assert_snapshot!(build(
             "dmb-buildenv:0123456789abcdef",
             "s1",
             "6.1.0-56-amd64",
-            false
-        ));
-    }
-
-    #[test]
-    fn build_for_buildkit_exports_only_the_output() {
-        insta::assert_snapshot!(build(
-            "dmb-buildenv:0123456789abcdef",
-            "s1",
-            "6.1.0-56-amd64",
-            true
+            "dmb-module-fedcba9876543210"
         ));
     }
 

@@ -5,10 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::context::{self, MakeInputs};
+use super::incremental::{BuildCache, VOLUME_LABEL};
 use super::log::{error_lines, BuildMarkers};
-use super::{context, dockerfile, BuildError, BuildOptions, LOG_LINES};
-use crate::engine::{BuildEngine, BuildOutput, BuildRequest, Session};
-use crate::kernel::KernelRelease;
+use super::{dockerfile, BuildError, BuildOptions, LOG_LINES};
+use crate::engine::{
+    BuildEngine, BuildOutput, BuildRequest, ContainerBuild, Finished, Session, SESSION_LABEL,
+};
+use crate::kernel::{headers_dir, KernelRelease};
 use crate::ko::Module;
 use crate::progress::Progress;
 use crate::scripts::Record;
@@ -65,7 +69,10 @@ impl BuiltFiles {
     }
 }
 
-/// Runs make in a container and brings the `.ko` files to the host.
+/// Runs make in a container and brings the `.ko` files to the host. The
+/// build directory is kept between builds ([`BuildCache`]): with BuildKit
+/// as a cache mount of the build, with the legacy builder as a volume of
+/// a container that runs the same script.
 pub fn build_modules<E: ?Sized + BuildEngine>(
     session: &Session<E>,
     opts: &BuildOptions,
@@ -74,24 +81,96 @@ pub fn build_modules<E: ?Sized + BuildEngine>(
     work: &Path,
     progress: &mut dyn Progress,
 ) -> Result<BuiltFiles, crate::Error> {
+    let engine = session.engine();
     let context = work.join("build");
-    context::write(&context, opts.module_dir.path())?;
-    let what = format!("{} for {release}", opts.module_dir.path().display());
-    run_build(
-        session,
-        &context,
-        |export| dockerfile::build(buildenv, session.id(), release.as_str(), export),
-        opts.network,
-        &what,
-        work,
-        progress,
-    )
+    let make = MakeInputs {
+        // A fresh build under BuildKit must not be answered from the
+        // build's own cache: a fresh marker that differs in every run
+        // makes the step run.
+        fresh_marker: opts.make.fresh.then(|| session.id().to_string()),
+        ..opts.make.clone()
+    };
+    let sources = context::write(&context, opts.module_dir.path(), &make)?;
+    let cache = BuildCache::new(
+        buildenv,
+        release.as_str(),
+        &BuildCache::module_identity(opts.module_dir.path()),
+        &opts.make.args,
+        opts.make.fresh,
+    );
+    progress.step(&format!(
+        "building {} for {release} with {} ({} files, {} KiB; build directory {})",
+        opts.module_dir.path().display(),
+        engine.builder().describe(),
+        sources.files.len(),
+        sources.bytes.div_ceil(1024),
+        cache.name(),
+    ));
+    let out = work.join("out");
+    let mut records = Vec::new();
+    let mut on_line = |line: &str| {
+        if Record::find(line).is_some() {
+            records.push(line.to_string());
+        } else {
+            progress.log(line);
+        }
+    };
+    let output = if engine.builder().is_buildkit() {
+        let dockerfile = context.join("Dockerfile");
+        std::fs::write(
+            &dockerfile,
+            dockerfile::build(buildenv, session.id(), release.as_str(), &cache.name()),
+        )
+        .map_err(BuildError::io("writing the Dockerfile"))?;
+        let output = BuildOutput::Directory(out.clone());
+        let done = engine.build(
+            &BuildRequest {
+                context: context.clone(),
+                dockerfile,
+                output: output.clone(),
+                network: opts.network,
+            },
+            &mut on_line,
+        )?;
+        (done, output)
+    } else {
+        let (ko, depmod) = (out.join("ko"), out.join("depmod"));
+        for dir in [&ko, &depmod] {
+            std::fs::create_dir_all(dir)
+                .map_err(BuildError::io("creating a temporary directory"))?;
+        }
+        let done = engine.build_in_container(
+            &ContainerBuild {
+                image: buildenv.to_string(),
+                name: session.name("make"),
+                labels: vec![(SESSION_LABEL.to_string(), session.id().to_string())],
+                env: vec![
+                    ("KVER".into(), release.as_str().into()),
+                    ("KDIR".into(), headers_dir(release.as_str())),
+                ],
+                volume: cache.name(),
+                volume_dir: dockerfile::MODULE_DIR_IN_CONTAINER.into(),
+                volume_labels: vec![(VOLUME_LABEL.into(), "module".into())],
+                input: context.join("dmb"),
+                input_dir: "/usr/local/dmb".into(),
+                script: "/usr/local/dmb/build.sh".into(),
+                outputs: vec![
+                    ("/dmb-out/ko".into(), ko),
+                    ("/dmb-out/depmod".into(), depmod),
+                ],
+            },
+            &mut on_line,
+        )?;
+        (done, BuildOutput::Directory(out.clone()))
+    };
+    let (done, output) = output;
+    let markers = outcome(&done, &records)?;
+    collect(session, &output, &out, markers.depmod)
 }
 
 /// Runs a module build whose context is written (`dockerfile` renders its
-/// Dockerfile, with the export stage or not): the build script's records
-/// tell a failing make from one that built nothing, and the `.ko` files
-/// come to `work/out`.
+/// Dockerfile, with the export stage or not), and brings the `.ko` files
+/// to `work/out`.
 pub fn run_build<E: ?Sized + BuildEngine>(
     session: &Session<E>,
     context: &Path,
@@ -134,34 +213,42 @@ pub fn run_build<E: ?Sized + BuildEngine>(
             }
         },
     )?;
+    let markers = outcome(&done, &records)?;
+    collect(session, &output, &out, markers.depmod)
+}
+
+/// What a finished build script said: its records, or the error they (and
+/// the log) tell when it failed. They tell a failing make from one that
+/// built nothing.
+fn outcome(done: &Finished, records: &[String]) -> Result<BuildMarkers, crate::Error> {
     let markers = BuildMarkers::from_log(records.iter().map(String::as_str));
-    if !done.success() {
-        if !markers.missing.is_empty() {
-            return Err(crate::dkms::DkmsError::NotBuilt {
-                missing: markers.missing,
-            }
-            .into());
-        }
-        if let Some((patch, missing)) = markers.patch {
-            return Err(crate::dkms::DkmsError::Patch { patch, missing }.into());
-        }
-        return Err(if let Some(code) = markers.make_failed {
-            BuildError::MakeFailed {
-                code,
-                errors: error_lines(&done.output_tail),
-            }
-        } else if markers.no_ko {
-            BuildError::NoModules
-        } else if let Some(name) = markers.duplicate {
-            BuildError::DuplicateModule { name }
-        } else {
-            BuildError::BuildFailed {
-                log: done.last_lines(LOG_LINES),
-            }
+    if done.success() {
+        return Ok(markers);
+    }
+    if !markers.missing.is_empty() {
+        return Err(crate::dkms::DkmsError::NotBuilt {
+            missing: markers.missing,
         }
         .into());
     }
-    collect(session, &output, &out, markers.depmod)
+    if let Some((patch, missing)) = markers.patch {
+        return Err(crate::dkms::DkmsError::Patch { patch, missing }.into());
+    }
+    Err(if let Some(code) = markers.make_failed {
+        BuildError::MakeFailed {
+            code,
+            errors: error_lines(&done.output_tail),
+        }
+    } else if markers.no_ko {
+        BuildError::NoModules
+    } else if let Some(name) = markers.duplicate {
+        BuildError::DuplicateModule { name }
+    } else {
+        BuildError::BuildFailed {
+            log: done.last_lines(LOG_LINES),
+        }
+    }
+    .into())
 }
 
 /// The `.ko` files (and depmod's index) of a finished build, on the host

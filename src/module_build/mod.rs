@@ -16,14 +16,16 @@
 //! failure or Ctrl-C exactly that is removed.
 
 pub mod buildenv;
-pub(crate) mod context;
+pub mod context;
 pub mod dockerfile;
 pub mod in_tree;
+pub mod incremental;
 pub mod layout;
 pub mod log;
 pub(crate) mod make;
 pub(crate) mod package;
 pub mod refs;
+pub mod sources;
 
 use std::path::{Path, PathBuf};
 
@@ -75,6 +77,8 @@ pub struct BuildOptions {
     pub network: bool,
     /// Check that the built modules will load into the kernel.
     pub check: bool,
+    /// How make runs: its arguments, `-j`, from scratch or not.
+    pub make: context::MakeInputs,
 }
 
 /// What a successful build produced.
@@ -97,6 +101,10 @@ pub enum BuildError {
     ModuleDirMissing { path: PathBuf },
     #[error("module directory {} has no Makefile", path.display())]
     NoMakefile { path: PathBuf },
+    #[error("{}: the build cannot carry this file name: {why}", path.display())]
+    UnusableFileName { path: PathBuf, why: &'static str },
+    #[error("a make argument holds a newline")]
+    BadMakeArgument,
     #[error("no builder image given")]
     BuildRefNotGiven,
     #[error("builder image `{reference}` is not in the engine")]

@@ -2,25 +2,50 @@
 # Runs the module's default make target in /usr/src/module, then gathers
 # every .ko it left into /dmb-out/ko and, where the image has depmod, the
 # index of the kmod layout into /dmb-out/depmod. Tells dmb what happened
-# with `@@dmb:` lines: make-failed CODE, no-ko, duplicate NAME, ko PATH, depmod.
+# with `@@dmb:` lines: sync-failed, make-failed CODE, no-ko, duplicate NAME,
+# ko PATH, depmod.
+#
+# /usr/local/dmb holds the sources (module/, listed in `sources`), the
+# arguments for make (`make-args`, one per line), the job count (`jobs`,
+# else nproc) and, for a build from scratch, `fresh`. /usr/src/module is
+# kept between builds (a BuildKit cache mount or a volume, keyed on the
+# build environment, the module and the make arguments), so that make
+# recompiles only what changed.
 set -u
-mkdir -p "/lib/modules/$KVER"
+dmb=/usr/local/dmb
+src=/usr/src/module
+export PATH="$dmb/bin:$PATH"
+mkdir -p "/lib/modules/$KVER" "$src"
 ln -sfn "$KDIR" "/lib/modules/$KVER/build"
+if [ -e "$dmb/fresh" ]; then
+  echo "dmb: --fresh: removing the objects of earlier builds"
+  find "$src" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+fi
+if ! sh "$dmb/sync_sources.sh" "$dmb/module" "$src" "$dmb/sources"; then
+  echo "@@dmb:sync-failed"
+  exit 7
+fi
+if [ -s "$dmb/jobs" ]; then jobs=$(cat "$dmb/jobs"); else jobs=$(nproc 2>/dev/null || echo 1); fi
+set --
+if [ -f "$dmb/make-args" ]; then
+  while IFS= read -r a; do set -- "$@" "$a"; done < "$dmb/make-args"
+fi
 # Makefiles that say M=$(PWD) expect make to start in the module directory.
-cd /usr/src/module && export PWD=/usr/src/module
-echo "dmb: make -C /usr/src/module for $KVER"
-make -C /usr/src/module
+cd "$src" && export PWD="$src"
+echo "dmb: make -j$jobs -C $src${*:+ $*} for $KVER"
+make -j"$jobs" -C "$src" "$@"
 rc=$?
 if [ "$rc" -ne 0 ]; then echo "@@dmb:make-failed $rc"; exit "$rc"; fi
+rm -rf /dmb-out /tmp/dmb-tree
 mkdir -p /dmb-out/ko /dmb-out/depmod /tmp/dmb-tree/lib/modules/"$KVER"/extra
-find /usr/src/module -name '*.ko' -type f | sort > /tmp/dmb-ko-list
+find "$src" -name '*.ko' -type f | sort > /tmp/dmb-ko-list
 if [ ! -s /tmp/dmb-ko-list ]; then echo "@@dmb:no-ko"; exit 3; fi
 while IFS= read -r f; do
   b=${f##*/}
   if [ -e "/dmb-out/ko/$b" ]; then echo "@@dmb:duplicate $b"; exit 4; fi
   cp "$f" "/dmb-out/ko/$b"
   cp "$f" "/tmp/dmb-tree/lib/modules/$KVER/extra/$b"
-  echo "@@dmb:ko ${f#/usr/src/module/}"
+  echo "@@dmb:ko ${f#"$src"/}"
 done < /tmp/dmb-ko-list
 if command -v depmod >/dev/null 2>&1; then
   if depmod -b /tmp/dmb-tree "$KVER"; then

@@ -26,6 +26,9 @@ pub const TOOLCHAIN: &str = include_str!("toolchain.sh");
 pub const UNAME: &str = include_str!("uname.sh");
 /// make in a build container, and gathering the `.ko` files.
 pub const BUILD: &str = include_str!("build.sh");
+/// Brings a kept build directory up to date with the module's sources,
+/// copying only what changed (`$1` from, `$2` to, `$3` manifest).
+pub const SYNC_SOURCES: &str = include_str!("sync_sources.sh");
 /// Inserts the modules of a loader's `/dmb` (`$1`: `once` or `boot`).
 pub const LOAD: &str = include_str!("load.sh");
 /// Removes the modules named as parameters.
@@ -169,6 +172,7 @@ mod tests {
             TOOLCHAIN,
             UNAME,
             BUILD,
+            SYNC_SOURCES,
             LOAD,
             UNLOAD,
             DMESG,

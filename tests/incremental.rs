@@ -1,0 +1,203 @@
+//! Incremental builds against the real engine and the kit's kernel: a
+//! one-file change recompiles that file's object only; a change of a
+//! header, of the file set, of the make arguments, of the builder image or
+//! of the kernel image, and `--fresh`, recompile everything. With both
+//! builders: the legacy builder keeps the build directory in a volume,
+//! BuildKit in a cache mount.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// The objects make compiled, by file name, from a build's log.
+fn compiled(log: &str) -> BTreeSet<String> {
+    log.lines()
+        .filter_map(|l| l.split("CC [M]").nth(1))
+        .map(|p| p.trim().rsplit('/').next().unwrap().to_string())
+        .filter(|o| !o.ends_with(".mod.o"))
+        .collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// One `dmb build` of `dir` with a log; returns the log.
+fn build(flavour: Flavour, dir: &Path, image: &TestImage, extra: &[&str]) -> String {
+    let out = dmb(flavour)
+        .arg("build")
+        .arg(dir)
+        .args(["--module-ref", image.name(), "--output"])
+        .arg(dir.join("out"))
+        .args(extra)
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "dmb build {extra:?}: {log}");
+    log
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn module_has(dir: &Path, needle: &str) -> bool {
+    let ko = std::fs::read(dir.join("out/counter.ko")).unwrap();
+    ko.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// A copy of the two-file module in a directory of its own: a build cache
+/// of its own.
+fn two_files() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["Makefile", "counter.h", "counter_main.c", "counter_step.c"] {
+        std::fs::copy(
+            root().join("tests/modules/two-files").join(f),
+            dir.path().join(f),
+        )
+        .unwrap();
+    }
+    // A host-side build's leftovers never reach the build.
+    std::fs::write(dir.path().join("counter_step.o"), "stale").unwrap();
+    dir
+}
+
+fn rebuilds_only_what_changed(flavour: Flavour) {
+    let _engine = engine_lock();
+    let image = TestImage::new("incremental");
+    let dir = two_files();
+    let d = dir.path();
+    let both = set(&["counter_main.o", "counter_step.o"]);
+
+    let log = build(flavour, d, &image, &[]);
+    assert!(log.contains("full build"), "{log}");
+    assert_eq!(compiled(&log), both, "{log}");
+
+    let state = EngineState::now();
+    append(
+        &d.join("counter_step.c"),
+        "const char counter_step_tag[] = \"dmbtag-step2\";\n",
+    );
+    let log = build(flavour, d, &image, &[]);
+    assert!(log.contains("incremental build: 1 changed file"), "{log}");
+    assert_eq!(compiled(&log), set(&["counter_step.o"]), "{log}");
+    assert!(module_has(d, "dmbtag-step2"));
+    // Nothing left behind: no container, no dangling image.
+    state.assert_unchanged();
+
+    // Nothing changed: nothing compiled (BuildKit answers from its cache).
+    let log = build(flavour, d, &image, &[]);
+    assert_eq!(compiled(&log), set(&[]), "{log}");
+    assert!(module_has(d, "dmbtag-step2"));
+
+    // A header both files include: kbuild's own dependencies recompile both.
+    append(&d.join("counter.h"), "/* header changed */\n");
+    assert_eq!(compiled(&build(flavour, d, &image, &[])), both);
+
+    // Make arguments decide what objects hold: other arguments, other cache.
+    let log = build(flavour, d, &image, &["--make-arg", "KCFLAGS=-DDMB_TEST=1"]);
+    assert!(log.contains("full build"), "{log}");
+    assert_eq!(compiled(&log), both, "{log}");
+    // ... and each set of arguments keeps its own objects.
+    append(
+        &d.join("counter_main.c"),
+        "MODULE_INFO(dmbtest2, \"main2\");\n",
+    );
+    let log = build(flavour, d, &image, &["--make-arg", "KCFLAGS=-DDMB_TEST=1"]);
+    assert_eq!(compiled(&log), set(&["counter_main.o"]), "{log}");
+
+    // --fresh: from scratch.
+    let log = build(flavour, d, &image, &["--fresh"]);
+    assert_eq!(compiled(&log), both, "{log}");
+
+    // A file added (or removed): what the build makes may change; full.
+    std::fs::write(d.join("notes.txt"), "x").unwrap();
+    let log = build(flavour, d, &image, &[]);
+    assert!(log.contains("files were added or removed"), "{log}");
+    assert_eq!(compiled(&log), both, "{log}");
+    assert!(module_has(d, "dmbtest2=main2") && module_has(d, "dmbtag-step2"));
+}
+
+#[test]
+fn legacy_builds_keep_objects_in_a_volume() {
+    rebuilds_only_what_changed(LEGACY);
+}
+
+#[test]
+fn buildkit_builds_keep_objects_in_a_cache_mount() {
+    rebuilds_only_what_changed(BUILDKIT);
+}
+
+/// The build environment a build used, from its `-v` output.
+fn buildenv_of(log: &str) -> String {
+    let at = log.find("dmb-buildenv:").expect("a build environment");
+    log[at..at + "dmb-buildenv:".len() + 16].to_string()
+}
+
+#[test]
+fn another_builder_or_kernel_image_recompiles_everything() {
+    let _engine = engine_lock();
+    let kit = kit();
+    let image = TestImage::new("incremental");
+    let dir = two_files();
+    let d = dir.path();
+    let both = set(&["counter_main.o", "counter_step.o"]);
+    assert_eq!(compiled(&build(LEGACY, d, &image, &[])), both);
+
+    // The same builder under another image ID (a label is enough).
+    let variant = TestImage::new("builder-variant");
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!("FROM {}\nLABEL dmb.test=variant\n", kit.build_ref),
+    )
+    .unwrap();
+    docker_ok(&[
+        "build",
+        "-q",
+        "-t",
+        variant.name(),
+        context.path().to_str().unwrap(),
+    ]);
+    let log = build(LEGACY, d, &image, &["-v", "--build-ref", variant.name()]);
+    let variant_env = TestImage(buildenv_of(&log));
+    assert!(log.contains("full build"), "{log}");
+    assert_eq!(compiled(&log), both, "{log}");
+    drop(variant_env);
+
+    // Another kernel image: the kit's other kernel.
+    let other = run_other_kernel();
+    let log = build(LEGACY, d, &image, &["--kernel-ref", &other]);
+    assert!(log.contains("full build"), "{log}");
+    assert_eq!(compiled(&log), both, "{log}");
+
+    // Back to the kit's own: its objects were kept, one file recompiles.
+    append(&d.join("counter_step.c"), "/* back */\n");
+    assert_eq!(
+        compiled(&build(LEGACY, d, &image, &[])),
+        set(&["counter_step.o"])
+    );
+}
+
+fn run_other_kernel() -> String {
+    let mut c = Command::new("bash");
+    c.arg(root().join("scripts/kit.sh")).arg("--other-kernel");
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "kit.sh --other-kernel: {}",
+        stderr(&out)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .strip_prefix("KERNEL_REF=")
+        .expect("KERNEL_REF=")
+        .to_string()
+}
