@@ -56,6 +56,7 @@ pub const SYNTH_SOURCE: i32 = 81;
 pub const SYNTH_CONFIG: i32 = 82;
 pub const SYNTH_CRCS: i32 = 83;
 pub const SYNTH_FAILED: i32 = 84;
+pub const KMM: i32 = 86;
 pub const INTERRUPTED: i32 = 130;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,8 @@ pub enum Error {
     Synth(#[from] SynthError),
     #[error(transparent)]
     Dkms(#[from] DkmsError),
+    #[error(transparent)]
+    Kmm(#[from] crate::kmm::KmmError),
     #[error("{0}")]
     Usage(String),
 }
@@ -106,6 +109,7 @@ impl Error {
             Error::Usage(_) => USAGE,
             Error::Synth(e) => e.code(),
             Error::Dkms(e) => e.code(),
+            Error::Kmm(_) => KMM,
             Error::InTree(T::UnknownName { .. }) => IN_TREE_UNKNOWN,
             Error::InTree(
                 T::NotAModule { .. }
@@ -181,6 +185,12 @@ impl Error {
         Some(match self {
             Error::Synth(e) => return e.hint(),
             Error::Dkms(e) => return e.hint(),
+            Error::Kmm(crate::kmm::KmmError::WhichModule { .. }) => {
+                "name the module modprobe is to load with --module".into()
+            }
+            Error::Kmm(_) => {
+                "give one image per kernel, each built by `dmb build` from the same module (`dmb build --kernel-ref A --kernel-ref B` makes them)".into()
+            }
             Error::InTree(T::UnknownName { .. }) => {
                 "give a module name (`sctp`, `dm-crypt`) or a Kconfig option (`CONFIG_IP_SCTP`) of this kernel".into()
             }

@@ -22,6 +22,7 @@ pub mod engine;
 pub mod error;
 pub mod interrupt;
 pub mod kernel;
+pub mod kmm;
 pub mod ko;
 pub mod load;
 pub mod module_build;

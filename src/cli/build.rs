@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use super::detect::ProbeArgs;
 use super::output::Terminal;
@@ -11,6 +12,7 @@ use crate::dkms::{self, build::DkmsOptions, PackageTree};
 use crate::engine::{BuilderPreference, Session};
 use crate::module_build::context::MakeInputs;
 use crate::module_build::in_tree::{self, InTreeOptions};
+use crate::module_build::package::RELEASE_VARIABLE;
 use crate::module_build::{self, BuildOptions, BuildOutcome, ModuleDir, RefOptions};
 use crate::progress::Progress;
 use crate::synth::{self, auto::AutoSynthesis};
@@ -48,10 +50,16 @@ pub struct BuildArgs {
     pub build_ref: Option<String>,
 
     /// Image with the kernel's headers, in the LinuxKit kernel layout.
-    #[arg(long, env = "KERNEL_REF")]
-    pub kernel_ref: Option<String>,
+    /// Repeat it to build for several kernels in one run: each gets its own
+    /// image, tagged with its release (see --module-ref).
+    #[arg(long, env = "KERNEL_REF", value_name = "IMAGE")]
+    pub kernel_ref: Vec<String>,
 
-    /// Image to create with the built modules.
+    /// Image to create with the built modules. `${KERNEL_FULL_VERSION}`
+    /// in it (as in KMM) stands for the kernel release; with several
+    /// --kernel-ref and no such variable, the release becomes the tag
+    /// (`repo:<release>`, or `repo:<tag>-<release>`), and --output gets a
+    /// directory per release.
     #[arg(long, env = "MODULE_REF", default_value = "kernel-module")]
     pub module_ref: String,
 
@@ -152,7 +160,7 @@ impl From<BuilderArg> for BuilderPreference {
 /// What `dmb build` builds.
 enum Source {
     Module(ModuleDir),
-    Dkms(PackageTree),
+    Dkms(Rc<PackageTree>),
     InTree,
 }
 
@@ -170,7 +178,7 @@ impl Source {
                     path.display()
                 )));
             }
-            Source::Dkms(PackageTree::from_deb(path)?)
+            Source::Dkms(Rc::new(PackageTree::from_deb(path)?))
         } else if args.dkms || (!args.no_dkms && path.is_dir() && dkms::has_conf(path)) {
             if !path.is_dir() {
                 return Err(module_build::BuildError::ModuleDirMissing {
@@ -178,7 +186,7 @@ impl Source {
                 }
                 .into());
             }
-            Source::Dkms(PackageTree::from_dir(path)?)
+            Source::Dkms(Rc::new(PackageTree::from_dir(path)?))
         } else {
             Source::Module(ModuleDir::new(path)?)
         };
@@ -196,14 +204,71 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
     // What needs no engine is checked before connecting to one.
     let source = Source::of(args)?;
     let engine = connect(cli, args.builder.into())?;
-    let refs = settle_refs(&engine, args, &mut terminal)?;
-    let outcome = match source {
+    if args.kernel_ref.len() <= 1 {
+        let refs = settle_refs(&engine, args, args.kernel_ref.first(), &mut terminal)?;
+        let outcome = build_one(
+            &engine,
+            args,
+            &source,
+            refs,
+            &args.module_ref,
+            args.output.clone(),
+            &mut terminal,
+        )?;
+        print_outcome(&outcome);
+        return Ok(0);
+    }
+    // Several kernels: one build each, one after another (each checked
+    // against its own kernel, each with its own kept objects).
+    let module_ref = per_release_ref(&args.module_ref);
+    let output = args.output.as_ref().map(|o| o.join(RELEASE_VARIABLE));
+    for kernel_ref in &args.kernel_ref {
+        terminal.step(&format!("building for {kernel_ref}"));
+        let refs = settle_refs(&engine, args, Some(kernel_ref), &mut terminal)?;
+        let outcome = build_one(
+            &engine,
+            args,
+            &source,
+            refs,
+            &module_ref,
+            output.clone(),
+            &mut terminal,
+        )?;
+        print_outcome(&outcome);
+    }
+    Ok(0)
+}
+
+/// MODULE_REF for several kernels: the release variable in it, or the
+/// release as (the end of) its tag.
+fn per_release_ref(module_ref: &str) -> String {
+    if module_ref.contains(RELEASE_VARIABLE) {
+        return module_ref.to_string();
+    }
+    let name_end = module_ref.rfind('/').map_or(0, |i| i + 1);
+    match module_ref[name_end..].find(':') {
+        Some(_) => format!("{module_ref}-{RELEASE_VARIABLE}"),
+        None => format!("{module_ref}:{RELEASE_VARIABLE}"),
+    }
+}
+
+/// One build of `source` with `refs`.
+fn build_one(
+    engine: &crate::engine::DockerCli,
+    args: &BuildArgs,
+    source: &Source,
+    refs: RefOptions,
+    module_ref: &str,
+    output: Option<PathBuf>,
+    terminal: &mut Terminal,
+) -> Result<BuildOutcome, crate::Error> {
+    Ok(match source {
         Source::Module(module_dir) => {
             let opts = BuildOptions {
-                module_dir,
+                module_dir: module_dir.clone(),
                 refs,
-                module_ref: args.module_ref.clone(),
-                output: args.output.clone(),
+                module_ref: module_ref.to_string(),
+                output: output.clone(),
                 network: args.network,
                 check: !args.no_check,
                 make: MakeInputs {
@@ -213,33 +278,31 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
                     fresh_marker: None,
                 },
             };
-            module_build::run(&engine, &opts, &mut terminal)?
+            module_build::run(engine, &opts, terminal)?
         }
         Source::Dkms(tree) => {
             let opts = DkmsOptions {
-                tree,
+                tree: tree.clone(),
                 refs,
-                module_ref: args.module_ref.clone(),
-                output: args.output.clone(),
+                module_ref: module_ref.to_string(),
+                output: output.clone(),
                 network: args.network,
                 check: !args.no_check,
                 with_deps: args.with_deps,
             };
-            dkms::build::run(&engine, &opts, &mut terminal)?
+            dkms::build::run(engine, &opts, terminal)?
         }
         Source::InTree => {
             let opts = InTreeOptions {
                 names: args.in_tree.clone(),
                 refs,
-                module_ref: args.module_ref.clone(),
-                output: args.output.clone(),
+                module_ref: module_ref.to_string(),
+                output: output.clone(),
                 check: !args.no_check,
             };
-            in_tree::run(&engine, &opts, &mut terminal)?
+            in_tree::run(engine, &opts, terminal)?
         }
-    };
-    print_outcome(&outcome);
-    Ok(0)
+    })
 }
 
 /// The refs as given; with no KERNEL_REF, the kernel detected once and,
@@ -247,9 +310,10 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
 fn settle_refs(
     engine: &crate::engine::DockerCli,
     args: &BuildArgs,
+    kernel_ref: Option<&String>,
     terminal: &mut Terminal,
 ) -> Result<RefOptions, crate::Error> {
-    let mut kernel_ref = args.kernel_ref.clone();
+    let mut kernel_ref = kernel_ref.cloned();
     let mut build_ref = args.build_ref.clone();
     let mut detected = None;
     if kernel_ref.is_none() {

@@ -5,6 +5,7 @@
 mod build;
 mod detect;
 mod kernel;
+mod kmm;
 mod load;
 mod modules;
 mod output;
@@ -54,6 +55,8 @@ pub enum Command {
     Status(load::StatusArgs),
     /// Kernel images: synthesize one for a kernel whose headers nobody published.
     Kernel(kernel::KernelArgs),
+    /// Print a Kubernetes KMM `Module` that loads built images (one per kernel) on a cluster's nodes.
+    Kmm(kmm::KmmArgs),
 }
 
 /// Parses the arguments, runs the command, returns the exit code.
@@ -77,6 +80,7 @@ pub fn main() -> i32 {
         Command::Unload(args) => load::unload(&cli, args),
         Command::Status(args) => load::status(&cli, args),
         Command::Kernel(args) => kernel::run(&cli, args),
+        Command::Kmm(args) => kmm::run(&cli, args),
     };
     result.unwrap_or_else(|e| report(&e))
 }

@@ -54,7 +54,7 @@ pub struct CheckArgs {
 
 /// Runs `f` with a session when some argument needs the engine (an image),
 /// else without ever connecting: files need no engine.
-fn with_engine<T>(
+pub(super) fn with_engine<T>(
     cli: &Cli,
     needed: bool,
     f: impl FnOnce(Option<&Session<DockerCli>>, &std::path::Path) -> Result<T, Error>,

@@ -24,7 +24,8 @@ pub mod label {
 /// What the user asked for.
 #[derive(Debug)]
 pub struct DkmsOptions {
-    pub tree: PackageTree,
+    /// Shared: one tree builds for every kernel of a run.
+    pub tree: std::rc::Rc<PackageTree>,
     pub refs: RefOptions,
     pub module_ref: String,
     pub output: Option<PathBuf>,
@@ -171,7 +172,7 @@ pub fn run<E: ?Sized + Engine>(
             dependencies.join(","),
         ));
     }
-    let (image_id, output_files) = package::deliver(
+    let delivered = package::deliver(
         &session,
         &refs,
         &release,
@@ -185,10 +186,10 @@ pub fn run<E: ?Sized + Engine>(
     )?;
     Ok(BuildOutcome {
         release,
-        module_ref: opts.module_ref.clone(),
-        image_id,
+        module_ref: delivered.module_ref,
+        image_id: delivered.image_id,
         modules,
-        output_files,
+        output_files: delivered.output_files,
         checked: opts.check,
         notes,
     })

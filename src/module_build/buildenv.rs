@@ -15,7 +15,7 @@ use crate::toolchain::{Toolchain, ToolchainError};
 
 /// Bump when the build environment's recipe changes, so old caches are not
 /// reused.
-const BUILDENV_RECIPE: &str = "1";
+const BUILDENV_RECIPE: &str = "2";
 
 /// Image name of the cached build environments.
 pub const BUILDENV_REPOSITORY: &str = "dmb-buildenv";
@@ -176,9 +176,20 @@ fn prepare<E: ?Sized + BuildEngine>(
     let dockerfile = context.path().join("Dockerfile");
     std::fs::write(
         &dockerfile,
-        dockerfile::buildenv(build_ref, kernel_ref, key, install),
+        dockerfile::buildenv(
+            build_ref,
+            kernel_ref,
+            key,
+            install,
+            engine.builder().is_buildkit(),
+        ),
     )
     .map_err(BuildError::io("writing the Dockerfile"))?;
+    std::fs::write(
+        context.path().join("buildenv_unpack.sh"),
+        scripts::BUILDENV_UNPACK,
+    )
+    .map_err(BuildError::io("writing the build context"))?;
     session.track_dangling(dockerfile::BUILDENV_LABEL, key);
     let done = engine.build(
         &BuildRequest {

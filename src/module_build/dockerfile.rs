@@ -10,13 +10,21 @@ pub const MODULE_DIR_IN_CONTAINER: &str = "/usr/src/module";
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The cached build environment: the builder image, completed with a
-/// toolchain when it lacks one, plus every header tree of `kernel-dev.tar`.
+/// toolchain when it lacks one, plus every header tree of `kernel-dev.tar`,
+/// unpacked by `buildenv_unpack.sh` (in the context).
 ///
-/// `kernel-dev.tar` is copied straight from the kernel image (never through
-/// the client, which may be far from the engine) and unpacked path by path:
-/// copying a `lib/` directory over an image whose `/lib` is a symlink would
-/// replace the link.
-pub fn buildenv(build_ref: &str, kernel_ref: &str, key: &str, install: Option<&str>) -> String {
+/// `kernel-dev.tar` comes straight from the kernel image (never through
+/// the client, which may be far from the engine). BuildKit mounts it for
+/// the one step that unpacks it, so the image does not carry the tarball
+/// as well as its contents; the legacy builder, which has no mounts,
+/// copies it in first.
+pub fn buildenv(
+    build_ref: &str,
+    kernel_ref: &str,
+    key: &str,
+    install: Option<&str>,
+    buildkit: bool,
+) -> String {
     let mut s = format!(
         "# dmb build environment: {build_ref} with the kernel headers of {kernel_ref}\n\
          FROM {build_ref}\n\
@@ -25,15 +33,18 @@ pub fn buildenv(build_ref: &str, kernel_ref: &str, key: &str, install: Option<&s
     if let Some(install) = install {
         s.push_str(&format!("RUN {install}\n"));
     }
-    s.push_str(&format!(
-        "COPY --from={kernel_ref} {KERNEL_DEV_TAR} /tmp/dmb/kernel-dev.tar\n\
-         RUN mkdir -p /tmp/dmb/headers \\\n \
-         && tar -xf /tmp/dmb/kernel-dev.tar -C /tmp/dmb/headers \\\n \
-         && for d in /tmp/dmb/headers/*; do \\\n      \
-         if [ -d \"$d\" ]; then mkdir -p \"/${{d##*/}}\" && cp -a \"$d/.\" \"/${{d##*/}}/\"; else cp -a \"$d\" /; fi \\\n    \
-         done \\\n \
-         && rm -rf /tmp/dmb\n"
-    ));
+    s.push_str("COPY buildenv_unpack.sh /usr/local/dmb/buildenv_unpack.sh\n");
+    if buildkit {
+        s.push_str(&format!(
+            "RUN --mount=type=bind,from={kernel_ref},source={KERNEL_DEV_TAR},target=/tmp/dmb-kernel-dev.tar \\\n    \
+             [\"/bin/sh\", \"/usr/local/dmb/buildenv_unpack.sh\", \"/tmp/dmb-kernel-dev.tar\"]\n"
+        ));
+    } else {
+        s.push_str(&format!(
+            "COPY --from={kernel_ref} {KERNEL_DEV_TAR} /tmp/dmb-kernel-dev.tar\n\
+             RUN /bin/sh /usr/local/dmb/buildenv_unpack.sh /tmp/dmb-kernel-dev.tar && rm /tmp/dmb-kernel-dev.tar\n"
+        ));
+    }
     s
 }
 
@@ -185,7 +196,8 @@ mod tests {
             "dmb-kit/builder:bookworm",
             "dmb-kit/kernel:6.1.0-56-amd64",
             "0123456789abcdef",
-            None
+            None,
+            false
         ));
     }
 
@@ -195,7 +207,8 @@ mod tests {
             "alpine:3.17",
             "linuxkit/kernel:6.6.13",
             "0123456789abcdef",
-            Some("apk add --no-cache build-base")
+            Some("apk add --no-cache build-base"),
+            true
         ));
     }
 

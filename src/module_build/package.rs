@@ -10,9 +10,28 @@ use crate::kernel::KernelRelease;
 use crate::ko::Module;
 use crate::progress::Progress;
 
+/// What MODULE_REF and `--output` may hold to stand for the kernel
+/// release: KMM's own variable, so that one template names the image of
+/// every kernel (`repo:${KERNEL_FULL_VERSION}`) in dmb and in a KMM
+/// `Module` alike.
+pub const RELEASE_VARIABLE: &str = "${KERNEL_FULL_VERSION}";
+
+/// `template` with the release in place of [`RELEASE_VARIABLE`].
+pub fn for_release(template: &str, release: &KernelRelease) -> String {
+    template.replace(RELEASE_VARIABLE, release.as_str())
+}
+
+/// What [`deliver`] made.
+pub struct Delivered {
+    /// MODULE_REF, its variable replaced.
+    pub module_ref: String,
+    pub image_id: String,
+    pub output_files: Vec<PathBuf>,
+}
+
 /// Packages built modules as MODULE_REF (with `extra_labels` beside the
-/// provenance) and writes them to `--output`; returns the image ID and the
-/// files written.
+/// provenance) and writes them to `--output` (both may hold
+/// [`RELEASE_VARIABLE`]).
 #[allow(clippy::too_many_arguments)]
 pub fn deliver<E: ?Sized + BuildEngine>(
     session: &Session<E>,
@@ -25,7 +44,10 @@ pub fn deliver<E: ?Sized + BuildEngine>(
     files: &BuiltFiles,
     work: &Path,
     progress: &mut dyn Progress,
-) -> Result<(String, Vec<PathBuf>), crate::Error> {
+) -> Result<Delivered, crate::Error> {
+    let module_ref = for_release(module_ref, release);
+    super::check_reference(&module_ref)?;
+    let module_ref = module_ref.as_str();
     progress.step(&format!("packaging {} as {module_ref}", files.ko.join(" ")));
     let provenance = layout::Provenance {
         release: release.as_str(),
@@ -45,10 +67,19 @@ pub fn deliver<E: ?Sized + BuildEngine>(
         progress,
     )?;
     let output_files = match output {
-        Some(out) => files.copy_to(out)?,
+        Some(out) => match out.to_str() {
+            Some(text) if text.contains(RELEASE_VARIABLE) => {
+                files.copy_to(Path::new(&for_release(text, release)))?
+            }
+            _ => files.copy_to(out)?,
+        },
         None => Vec::new(),
     };
-    Ok((image_id, output_files))
+    Ok(Delivered {
+        module_ref: module_ref.to_string(),
+        image_id,
+        output_files,
+    })
 }
 
 /// Builds `module_ref`, labelled with where it came from and

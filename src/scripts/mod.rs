@@ -26,6 +26,8 @@ pub const TOOLCHAIN: &str = include_str!("toolchain.sh");
 pub const UNAME: &str = include_str!("uname.sh");
 /// make in a build container, and gathering the `.ko` files.
 pub const BUILD: &str = include_str!("build.sh");
+/// Unpacks `kernel-dev.tar` (`$1`) at / of a build environment.
+pub const BUILDENV_UNPACK: &str = include_str!("buildenv_unpack.sh");
 /// Brings a kept build directory up to date with the module's sources,
 /// copying only what changed (`$1` from, `$2` to, `$3` manifest).
 pub const SYNC_SOURCES: &str = include_str!("sync_sources.sh");
@@ -173,6 +175,7 @@ mod tests {
             UNAME,
             BUILD,
             SYNC_SOURCES,
+            BUILDENV_UNPACK,
             LOAD,
             UNLOAD,
             DMESG,

@@ -240,7 +240,7 @@ pub fn run<E: ?Sized + Engine>(
                 .join(","),
         ),
     ];
-    let (image_id, output_files) = package::deliver(
+    let delivered = package::deliver(
         &session,
         &refs,
         &release,
@@ -261,10 +261,10 @@ pub fn run<E: ?Sized + Engine>(
     }
     Ok(BuildOutcome {
         release,
-        module_ref: opts.module_ref.clone(),
-        image_id,
+        module_ref: delivered.module_ref,
+        image_id: delivered.image_id,
         modules,
-        output_files,
+        output_files: delivered.output_files,
         checked: opts.check,
         notes,
     })
