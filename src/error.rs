@@ -128,7 +128,7 @@ impl Error {
             ) => IN_TREE_TREE_FAILED,
             Error::InTree(T::MissingDependency { .. }) => IN_TREE_DEPENDENCY,
             Error::Engine(En::CliNotFound { .. } | En::Unreachable { .. }) => ENGINE_UNREACHABLE,
-            Error::Engine(En::NoBuildKit) => NO_BUILDKIT,
+            Error::Engine(En::NoBuildKit | En::NoBuildx) => NO_BUILDKIT,
             Error::Engine(En::Interrupted) => INTERRUPTED,
             Error::Engine(En::Command { .. } | En::Stream { .. }) => UNEXPECTED,
             Error::Build(B::ModuleDirMissing { .. }) => MODULE_DIR_MISSING,
@@ -224,7 +224,7 @@ impl Error {
             Error::Engine(En::Unreachable { .. }) => {
                 "start Docker Desktop (or `dockerd`), or set DOCKER_HOST (or a docker context) to an engine that runs".into()
             }
-            Error::Engine(En::NoBuildKit) => {
+            Error::Engine(En::NoBuildKit | En::NoBuildx) => {
                 "install the buildx plugin, or use --builder legacy".into()
             }
             Error::KernelImage(K::NotGiven) => {

@@ -133,3 +133,21 @@ fn one_run_builds_for_two_kernels_and_kmm_maps_both() {
         .unwrap();
     assert_eq!(twice.status.code(), Some(86), "{}", stderr(&twice));
 }
+
+/// A named builder is a buildx builder; this machine's CLIs have no buildx
+/// plugin, so the name is refused before anything is built.
+#[test]
+fn a_named_builder_needs_buildx() {
+    let out = dmb(LEGACY)
+        .env_remove("DMB_BUILDER")
+        .args(["build", "examples/hello", "--builder", "kube-builder"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(31), "{}", stderr(&out));
+    assert!(stderr(&out).contains("buildx"), "{}", stderr(&out));
+    let bad = dmb(LEGACY)
+        .args(["build", "examples/hello", "--builder", "--x"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

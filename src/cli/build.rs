@@ -71,8 +71,15 @@ pub struct BuildArgs {
     #[arg(short, long)]
     pub output: Option<PathBuf>,
 
-    /// Image builder.
-    #[arg(long, env = "DMB_BUILDER", value_enum, default_value_t = BuilderArg::Auto)]
+    /// Image builder: auto (BuildKit when the CLI has it, else legacy),
+    /// buildkit, legacy, or the NAME of a buildx builder (`docker buildx
+    /// create --name NAME`, any driver: a remote or Kubernetes BuildKit).
+    #[arg(
+        long,
+        env = "DMB_BUILDER",
+        value_name = "auto|buildkit|legacy|NAME",
+        default_value = "auto"
+    )]
     pub builder: BuilderArg,
 
     /// Let make reach the network (build steps have none by default).
@@ -138,23 +145,46 @@ pub struct SynthesisArgs {
     pub no_synthesize: bool,
 }
 
-/// `--builder`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BuilderArg {
-    /// BuildKit when the CLI has it, else the legacy builder.
-    Auto,
-    Buildkit,
-    Legacy,
+/// `--builder`: `auto`, `buildkit`, `legacy`, or the name of a buildx
+/// builder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuilderArg(pub BuilderPreference);
+
+impl std::str::FromStr for BuilderArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(BuilderArg(match s {
+            "auto" => BuilderPreference::Auto,
+            "buildkit" => BuilderPreference::BuildKit,
+            "legacy" => BuilderPreference::Legacy,
+            name if is_builder_name(name) => BuilderPreference::Named(name.to_string()),
+            other => {
+                return Err(format!(
+                    "`{other}` is not auto, buildkit, legacy or a buildx builder's name"
+                ))
+            }
+        }))
+    }
 }
 
-impl From<BuilderArg> for BuilderPreference {
-    fn from(a: BuilderArg) -> Self {
-        match a {
-            BuilderArg::Auto => BuilderPreference::Auto,
-            BuilderArg::Buildkit => BuilderPreference::BuildKit,
-            BuilderArg::Legacy => BuilderPreference::Legacy,
+impl std::fmt::Display for BuilderArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            BuilderPreference::Auto => f.write_str("auto"),
+            BuilderPreference::BuildKit => f.write_str("buildkit"),
+            BuilderPreference::Legacy => f.write_str("legacy"),
+            BuilderPreference::Named(n) => f.write_str(n),
         }
     }
+}
+
+/// buildx's names: letters, digits, `-`, `_`, `.` (never an option).
+fn is_builder_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// What `dmb build` builds.
@@ -203,7 +233,7 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
     let mut terminal = Terminal { quiet: args.quiet };
     // What needs no engine is checked before connecting to one.
     let source = Source::of(args)?;
-    let engine = connect(cli, args.builder.into())?;
+    let engine = connect(cli, args.builder.0.clone())?;
     if args.kernel_ref.len() <= 1 {
         let refs = settle_refs(&engine, args, args.kernel_ref.first(), &mut terminal)?;
         let outcome = build_one(

@@ -17,6 +17,8 @@ const FIRST_BUILDX_ONLY_MAJOR: u32 = 23;
 pub struct DockerCli {
     program: PathBuf,
     builder: Builder,
+    /// The buildx builder to name (`--builder`), when one was chosen.
+    buildx_builder: Option<String>,
     verbose: bool,
     /// Versions as `docker version` reported them, for `-v` and messages.
     pub client_version: String,
@@ -34,6 +36,7 @@ impl DockerCli {
         let mut cli = DockerCli {
             program: program.into(),
             builder: Builder::Legacy,
+            buildx_builder: None,
             verbose,
             client_version: String::new(),
             server_version: String::new(),
@@ -61,20 +64,27 @@ impl DockerCli {
                 detail: last_meaningful_line(&done.output_tail),
             });
         }
-        cli.builder = cli.choose_builder(choice)?;
+        cli.builder = cli.choose_builder(&choice)?;
+        if let BuilderPreference::Named(name) = choice {
+            cli.buildx_builder = Some(name);
+        }
         if verbose {
             eprintln!(
-                "dmb: docker client {} (engine {}), {}",
+                "dmb: docker client {} (engine {}), {}{}",
                 cli.client_version,
                 cli.server_version,
-                cli.builder.describe()
+                cli.builder.describe(),
+                cli.buildx_builder
+                    .as_ref()
+                    .map(|b| format!(" builder {b}"))
+                    .unwrap_or_default()
             );
         }
         Ok(cli)
     }
 
-    fn choose_builder(&self, choice: BuilderPreference) -> Result<Builder, EngineError> {
-        if choice == BuilderPreference::Legacy {
+    fn choose_builder(&self, choice: &BuilderPreference) -> Result<Builder, EngineError> {
+        if *choice == BuilderPreference::Legacy {
             return Ok(Builder::Legacy);
         }
         let buildx = self
@@ -85,6 +95,8 @@ impl DockerCli {
         match (buildx, builtin, choice) {
             (true, _, _) => Ok(Builder::Buildx),
             (false, true, _) => Ok(Builder::BuildKitEnv),
+            // A named builder is a buildx builder: nothing else will do.
+            (false, _, BuilderPreference::Named(_)) => Err(EngineError::NoBuildx),
             (false, false, BuilderPreference::BuildKit) => Err(EngineError::NoBuildKit),
             (false, false, _) => Ok(Builder::Legacy),
         }
@@ -188,6 +200,9 @@ impl DockerCli {
                 .args(["build", "--progress=plain"]),
             Builder::Buildx => inv.args(["buildx", "build", "--progress=plain"]),
         };
+        if let Some(name) = &self.buildx_builder {
+            inv = inv.args(["--builder", name]);
+        }
         inv = inv.arg("--file").arg(req.dockerfile.as_os_str());
         if !req.network {
             inv = inv.args(["--network", "none"]);
@@ -642,6 +657,46 @@ fn extract_regular_files(stream: impl Read, dest: &Path) -> Result<Vec<String>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cli(builder: Builder, named: Option<&str>) -> DockerCli {
+        DockerCli {
+            program: "docker".into(),
+            builder,
+            buildx_builder: named.map(str::to_string),
+            verbose: false,
+            client_version: "28.2.2".into(),
+            server_version: "28.2.2".into(),
+        }
+    }
+
+    #[test]
+    fn a_named_builder_is_passed_to_buildx() {
+        let request = BuildRequest {
+            context: "/ctx".into(),
+            dockerfile: "/ctx/Dockerfile".into(),
+            output: BuildOutput::Directory("/out".into()),
+            network: false,
+        };
+        let named = cli(Builder::Buildx, Some("kube")).build_invocation(&request);
+        assert_eq!(
+            named.display(),
+            "docker buildx build --progress=plain --builder kube --file /ctx/Dockerfile --network none --output type=local,dest=/out /ctx"
+        );
+        let default = cli(Builder::Buildx, None).build_invocation(&request);
+        assert!(!default.display().contains("--builder"));
+        let image = BuildRequest {
+            output: BuildOutput::Image("m:1".into()),
+            ..request
+        };
+        let named = cli(Builder::Buildx, Some("kube")).build_invocation(&image);
+        assert!(
+            named
+                .display()
+                .contains("--builder kube --file /ctx/Dockerfile --network none --load --tag m:1"),
+            "{}",
+            named.display()
+        );
+    }
 
     #[test]
     fn inspect_lines_parse() {

@@ -51,7 +51,7 @@ impl Builder {
 }
 
 /// Which builder a run may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum BuilderPreference {
     /// BuildKit when the CLI has it, else the legacy builder.
     #[default]
@@ -59,6 +59,9 @@ pub enum BuilderPreference {
     /// BuildKit, or an error.
     BuildKit,
     Legacy,
+    /// This buildx builder (`docker buildx build --builder NAME`): any
+    /// BuildKit the CLI reaches, local or remote (a Kubernetes driver).
+    Named(String),
 }
 
 /// Where a build's result goes.
@@ -161,6 +164,8 @@ pub enum EngineError {
     Unreachable { program: String, detail: String },
     #[error("this docker CLI has no BuildKit (no buildx plugin, and it is too new to switch BuildKit on with DOCKER_BUILDKIT=1)")]
     NoBuildKit,
+    #[error("a named builder is a buildx builder, and this docker CLI has no buildx plugin")]
+    NoBuildx,
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
     #[error("reading the output of `{command}` failed: {detail}")]
