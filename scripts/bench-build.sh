@@ -56,7 +56,7 @@ if ! ls "$debs"/jool-dkms_*.deb >/dev/null 2>&1; then
   (cd "$debs" && apt-get download jool-dkms >&2)
 fi
 mkdir -p "$work/jool"
-dpkg-deb -x "$(ls "$debs"/jool-dkms_*.deb | tail -n 1)" "$work/jool"
+dpkg-deb -x "$(find "$debs" -name 'jool-dkms_*.deb' | sort | tail -n 1)" "$work/jool"
 jool=$(echo "$work"/jool/usr/src/jool-*/src/mod)
 cp -r examples/hello "$work/hello"
 

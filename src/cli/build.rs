@@ -13,7 +13,7 @@ use crate::engine::{BuilderPreference, Session};
 use crate::module_build::context::MakeInputs;
 use crate::module_build::in_tree::{self, InTreeOptions};
 use crate::module_build::package::RELEASE_VARIABLE;
-use crate::module_build::{self, BuildOptions, BuildOutcome, ModuleDir, RefOptions};
+use crate::module_build::{self, BuildOptions, BuildOutcome, MakeIn, ModuleDir, RefOptions};
 use crate::progress::Progress;
 use crate::synth::{self, auto::AutoSynthesis};
 
@@ -307,6 +307,10 @@ fn build_one(
                     fresh: args.fresh,
                     fresh_marker: None,
                 },
+                make_in: match args.builder.0 {
+                    BuilderPreference::BuildKit | BuilderPreference::Named(_) => MakeIn::Builder,
+                    BuilderPreference::Auto | BuilderPreference::Legacy => MakeIn::Engine,
+                },
             };
             module_build::run(engine, &opts, terminal)?
         }
@@ -319,6 +323,7 @@ fn build_one(
                 network: args.network,
                 check: !args.no_check,
                 with_deps: args.with_deps,
+                jobs: args.jobs,
             };
             dkms::build::run(engine, &opts, terminal)?
         }

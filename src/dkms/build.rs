@@ -33,6 +33,8 @@ pub struct DkmsOptions {
     pub check: bool,
     /// Build in-tree what the modules need and the kernel lacks.
     pub with_deps: bool,
+    /// make's `-j` (default: the build container's CPU count).
+    pub jobs: Option<u32>,
 }
 
 /// Builds the package for the target kernel; on any outcome, removes what
@@ -77,7 +79,11 @@ pub fn run<E: ?Sized + Engine>(
 
     let work = tempfile::tempdir().map_err(BuildError::io("creating a temporary directory"))?;
     let build_context = work.path().join("build");
-    context::write_dkms(&build_context, opts.tree.dir(), &plan.files())?;
+    let mut plan_files = plan.files();
+    if let Some(jobs) = opts.jobs {
+        plan_files.push(("jobs", format!("{jobs}\n")));
+    }
+    context::write_dkms(&build_context, opts.tree.dir(), &plan_files)?;
     let package_dir = format!("{}-{}", plan.name, plan.version);
     let mut files = make::run_build(
         &session,

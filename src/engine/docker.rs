@@ -102,6 +102,33 @@ impl DockerCli {
         }
     }
 
+    /// The regular files of `subdirs` of a container's `dir`, copied to the
+    /// same subdirectories of `dest` in one `docker cp`.
+    fn copy_subdirs_out(
+        &self,
+        container: &str,
+        dir: &str,
+        subdirs: &[String],
+        dest: &Path,
+    ) -> Result<(), EngineError> {
+        let source = format!("{container}:{}/.", dir.trim_end_matches('/'));
+        let inv = self.invocation().args(["cp", "--", &source, "-"]);
+        self.trace(&inv);
+        let (stream, stdout) = Streaming::spawn(&inv).map_err(|e| run_error(&inv, e))?;
+        let extracted = extract_subdirs(stdout, subdirs, dest);
+        let (status, stderr) = stream.finish(false).map_err(|e| run_error(&inv, e))?;
+        if !status.success() {
+            return Err(EngineError::Command {
+                command: inv.display(),
+                detail: stderr.trim().to_string(),
+            });
+        }
+        extracted.map_err(|detail| EngineError::Stream {
+            command: inv.display(),
+            detail,
+        })
+    }
+
     fn program_name(&self) -> String {
         self.program.to_string_lossy().into_owned()
     }
@@ -509,9 +536,12 @@ impl Builds for DockerCli {
             self.trace(&start);
             let finished = process::run(&start, true, on_line).map_err(|e| run_error(&start, e))?;
             if finished.success() {
-                for (dir, dest) in &build.outputs {
-                    self.copy_files_out(&build.name, dir, dest)?;
-                }
+                self.copy_subdirs_out(
+                    &build.name,
+                    &build.output_dir,
+                    &build.output_subdirs,
+                    &build.output,
+                )?;
             }
             Ok(finished)
         })();
@@ -654,9 +684,76 @@ fn extract_regular_files(stream: impl Read, dest: &Path) -> Result<Vec<String>, 
     Ok(names)
 }
 
+/// The regular files of a `docker cp DIR/. -` stream that are directly in
+/// one of `subdirs`, written to `dest/<subdir>/`; nothing else is written,
+/// and nothing outside `dest`.
+fn extract_subdirs(stream: impl Read, subdirs: &[String], dest: &Path) -> Result<(), String> {
+    for d in subdirs {
+        std::fs::create_dir_all(dest.join(d)).map_err(|e| e.to_string())?;
+    }
+    crate::tarball::each_regular_file(stream, |path, contents| {
+        let parts: Vec<&str> = path
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(p) => p.to_str(),
+                _ => None,
+            })
+            .collect();
+        let clean = path.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
+        if let [subdir, name] = parts[..] {
+            if clean && subdirs.iter().any(|d| d == subdir) {
+                let mut file = std::fs::File::create(dest.join(subdir).join(name))
+                    .map_err(|e| e.to_string())?;
+                std::io::copy(contents, &mut file).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(false)
+    })
+    .map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subdirectory_extraction_keeps_to_the_named_ones() {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in [
+            ("./ko/a.ko", "a"),
+            ("./depmod/modules.dep", "d"),
+            ("./other/x", "x"),
+            ("./ko/deeper/b.ko", "b"),
+            ("./top", "t"),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, path, data.as_bytes()).unwrap();
+        }
+        let bytes = b.into_inner().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        extract_subdirs(
+            bytes.as_slice(),
+            &["ko".into(), "depmod".into()],
+            dest.path(),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dest.path().join("ko/a.ko")).unwrap(),
+            "a"
+        );
+        assert!(dest.path().join("depmod/modules.dep").is_file());
+        assert!(!dest.path().join("other").exists());
+        assert!(!dest.path().join("ko/deeper").exists());
+        assert!(!dest.path().join("top").exists());
+    }
 
     fn cli(builder: Builder, named: Option<&str>) -> DockerCli {
         DockerCli {

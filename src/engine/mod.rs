@@ -140,9 +140,12 @@ pub struct ContainerBuild {
     pub input_dir: String,
     /// The shell script of `input_dir` that it runs (by `/bin/sh`).
     pub script: String,
-    /// Container directories whose regular files come to host
-    /// directories after a successful run.
-    pub outputs: Vec<(String, PathBuf)>,
+    /// After a successful run, the regular files of these directories
+    /// (relative to `output_dir` in the container) come to the same
+    /// directories under `output` on the host, in one copy.
+    pub output_dir: String,
+    pub output_subdirs: Vec<String>,
+    pub output: PathBuf,
 }
 
 /// A container as listed by [`Lifecycle::containers_with_label`].

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::context::{self, MakeInputs};
 use super::incremental::{BuildCache, VOLUME_LABEL};
 use super::log::{error_lines, BuildMarkers};
-use super::{dockerfile, BuildError, BuildOptions, LOG_LINES};
+use super::{dockerfile, BuildError, BuildOptions, MakeIn, LOG_LINES};
 use crate::engine::{
     BuildEngine, BuildOutput, BuildRequest, ContainerBuild, Finished, Session, SESSION_LABEL,
 };
@@ -70,9 +70,10 @@ impl BuiltFiles {
 }
 
 /// Runs make in a container and brings the `.ko` files to the host. The
-/// build directory is kept between builds ([`BuildCache`]): with BuildKit
-/// as a cache mount of the build, with the legacy builder as a volume of
-/// a container that runs the same script.
+/// build directory is kept between builds ([`BuildCache`]): as a volume of
+/// a container of the engine that runs the build script, or, when the
+/// build is to run in a BuildKit builder ([`MakeIn::Builder`]), as a cache
+/// mount of that build.
 pub fn build_modules<E: ?Sized + BuildEngine>(
     session: &Session<E>,
     opts: &BuildOptions,
@@ -115,7 +116,8 @@ pub fn build_modules<E: ?Sized + BuildEngine>(
             progress.log(line);
         }
     };
-    let output = if engine.builder().is_buildkit() {
+    let in_builder = opts.make_in == MakeIn::Builder && engine.builder().is_buildkit();
+    let output = if in_builder {
         let dockerfile = context.join("Dockerfile");
         std::fs::write(
             &dockerfile,
@@ -134,11 +136,6 @@ pub fn build_modules<E: ?Sized + BuildEngine>(
         )?;
         (done, output)
     } else {
-        let (ko, depmod) = (out.join("ko"), out.join("depmod"));
-        for dir in [&ko, &depmod] {
-            std::fs::create_dir_all(dir)
-                .map_err(BuildError::io("creating a temporary directory"))?;
-        }
         let done = engine.build_in_container(
             &ContainerBuild {
                 image: buildenv.to_string(),
@@ -154,10 +151,9 @@ pub fn build_modules<E: ?Sized + BuildEngine>(
                 input: context.join("dmb"),
                 input_dir: "/usr/local/dmb".into(),
                 script: "/usr/local/dmb/build.sh".into(),
-                outputs: vec![
-                    ("/dmb-out/ko".into(), ko),
-                    ("/dmb-out/depmod".into(), depmod),
-                ],
+                output_dir: "/dmb-out".into(),
+                output_subdirs: vec!["ko".into(), "depmod".into()],
+                output: out.clone(),
             },
             &mut on_line,
         )?;

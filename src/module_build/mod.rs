@@ -79,6 +79,24 @@ pub struct BuildOptions {
     pub check: bool,
     /// How make runs: its arguments, `-j`, from scratch or not.
     pub make: context::MakeInputs,
+    /// Where make runs.
+    pub make_in: MakeIn,
+}
+
+/// Where a module's make runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MakeIn {
+    /// In a container of the engine, its build directory a volume. A
+    /// container costs about 0.5 s around make where a BuildKit build
+    /// costs 1.2 s (measured on this project's machine, `docs/bench.md`),
+    /// and the engine is where the build environment already is.
+    #[default]
+    Engine,
+    /// In the BuildKit builder, its build directory a cache mount: for a
+    /// builder that is not the engine (`--builder NAME`), or when BuildKit
+    /// is asked for (`--builder buildkit`). The legacy builder has no
+    /// cache mounts: there make runs in the engine.
+    Builder,
 }
 
 /// What a successful build produced.

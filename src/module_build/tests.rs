@@ -182,11 +182,9 @@ impl Builds for Fake {
             on_line(l);
         }
         if self.make.1 {
-            for (dir, dest) in &build.outputs {
-                if dir.ends_with("/ko") {
-                    std::fs::write(dest.join("hello.ko"), tiny_module()).unwrap();
-                }
-            }
+            let ko = build.output.join("ko");
+            std::fs::create_dir_all(&ko).unwrap();
+            std::fs::write(ko.join("hello.ko"), tiny_module()).unwrap();
         }
         Ok(finished(self.make.1, "", &self.make.0))
     }
@@ -266,6 +264,7 @@ fn options(module_dir: &Path) -> BuildOptions {
         network: false,
         check: false,
         make: Default::default(),
+        make_in: MakeIn::Builder,
     }
 }
 
@@ -453,4 +452,32 @@ fn module_directory_checks() {
 fn buildenv_keys_depend_on_both_images() {
     assert_ne!(buildenv_key("a", "b"), buildenv_key("b", "a"));
     assert_eq!(buildenv_key("a", "b").len(), 16);
+}
+
+#[test]
+fn by_default_make_runs_in_the_engine_even_with_buildkit() {
+    let dir = module_dir();
+    let fake = Fake::new(Builder::BuildKitEnv);
+    fake.images
+        .borrow_mut()
+        .insert(format!("dmb-buildenv:{}", key()), "sha256:e".into());
+    let opts = BuildOptions {
+        make_in: MakeIn::Engine,
+        ..options(dir.path())
+    };
+    run(&fake, &opts, &mut Silent).unwrap();
+    let calls = fake.calls();
+    assert!(
+        calls.iter().any(|c| c.starts_with("make in container")),
+        "{calls:?}"
+    );
+    assert!(
+        !calls.iter().any(|c| c.starts_with("build make")),
+        "{calls:?}"
+    );
+    // The package is still BuildKit's to build.
+    assert!(
+        calls.iter().any(|c| c.starts_with("build package")),
+        "{calls:?}"
+    );
 }

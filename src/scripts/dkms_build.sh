@@ -7,6 +7,7 @@
 #   make, clean           the make command chosen (MAKE_MATCH), CLEAN
 #   pre_build, post_build the scripts, relative to the build directory
 #   patches               PATCH[] chosen (PATCH_MATCH), one per line
+#   jobs                  make's -j (absent: nproc)
 #   modules               one per line: BUILT_LOCATION, BUILT_NAME,
 #                         DEST_LOCATION, DEST_NAME, STRIP separated by the
 #                         unit separator (0x1f: a tab would collapse an
@@ -66,7 +67,7 @@ unset CC
 clean=$(read_plan clean)
 eval "$clean" >/dev/null 2>&1 || true
 make_command=$(read_plan make)
-jobs=$(nproc 2>/dev/null || echo 1)
+if [ -s "$plan/jobs" ]; then jobs=$(cat "$plan/jobs"); else jobs=$(nproc 2>/dev/null || echo 1); fi
 the_make_command="${make_command/#make/make -j$jobs KERNELRELEASE=$kernelver}"
 echo "dmb: $the_make_command"
 eval "{ $the_make_command; }"
