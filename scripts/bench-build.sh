@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: `dmb build` of examples/hello and of a large real module (the
-# kernel part of jool-dkms from Debian's archive, src/mod: 71 C files, three
-# modules) for the kit's kernel, on this machine's engine, side by side with
+# kernel part of jool-dkms from Debian's archive, src/mod with the headers
+# of src/: 71 C files, three modules) for the kit's kernel, on this machine's engine, side by side with
 #   (a) the floor: the module's make (-j as dmb) in a running container of
 #       the build environment, timed inside it: full, and after one file
 #       changed;
@@ -55,9 +55,22 @@ mkdir -p "$debs"
 if ! ls "$debs"/jool-dkms_*.deb >/dev/null 2>&1; then
   (cd "$debs" && apt-get download jool-dkms >&2)
 fi
-mkdir -p "$work/jool"
-dpkg-deb -x "$(find "$debs" -name 'jool-dkms_*.deb' | sort | tail -n 1)" "$work/jool"
-jool=$(echo "$work"/jool/usr/src/jool-*/src/mod)
+mkdir -p "$work/jool-deb" "$work/jool"
+dpkg-deb -x "$(find "$debs" -name 'jool-dkms_*.deb' | sort | tail -n 1)" "$work/jool-deb"
+# Its kernel modules are src/mod/{common,nat64,siit}, which include
+# headers from src/ (mod/common/...): the module directory is src/'s parent,
+# with a Makefile of ours that runs the three makes of its dkms.conf, one
+# after another (jool's own src/mod/Makefile runs them at once under -j,
+# and the second needs the first's Module.symvers).
+cp -r "$work"/jool-deb/usr/src/jool-*/src "$work/jool/src"
+cat > "$work/jool/Makefile" <<'EOF'
+KDIR ?= /lib/modules/$(shell uname -r)/build
+all:
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/src/mod/common modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/src/mod/nat64 modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/src/mod/siit modules
+EOF
+jool=$work/jool
 cp -r examples/hello "$work/hello"
 
 dmb_build() {  # DIR: one dmb build, timed; prints seconds
@@ -91,12 +104,13 @@ floor() {  # DIR FILE MAKEVARS: full and one-file make in a running container; s
     "$docker_cli" cp "$dir/." "$floor_ctr:/usr/src/module"
     # shellcheck disable=SC2016
     full+=("$("$docker_cli" exec "$floor_ctr" sh -c 'cd /usr/src/module && t0=$(date +%s.%N) &&
-      make -j"$(nproc)" '"$vars"' >/dev/null 2>&1 && t1=$(date +%s.%N) &&
-      awk -v a="$t0" -v b="$t1" "BEGIN { printf \"%.2f\n\", b - a }"')")
+      { make -j"$(nproc)" '"$vars"' >/tmp/floor.log 2>&1 || { tail -n 20 /tmp/floor.log >&2; exit 1; }; } &&
+      t1=$(date +%s.%N) && awk -v a="$t0" -v b="$t1" "BEGIN { printf \"%.2f\n\", b - a }"')")
     # shellcheck disable=SC2016
     one+=("$("$docker_cli" exec "$floor_ctr" sh -c 'cd /usr/src/module && printf "/* %s */\n" '"$i"' >> "$1" &&
-      t0=$(date +%s.%N) && make -j"$(nproc)" '"$vars"' >/dev/null 2>&1 && t1=$(date +%s.%N) &&
-      awk -v a="$t0" -v b="$t1" "BEGIN { printf \"%.2f\n\", b - a }"' sh "$file")")
+      t0=$(date +%s.%N) &&
+      { make -j"$(nproc)" '"$vars"' >/tmp/floor.log 2>&1 || { tail -n 20 /tmp/floor.log >&2; exit 1; }; } &&
+      t1=$(date +%s.%N) && awk -v a="$t0" -v b="$t1" "BEGIN { printf \"%.2f\n\", b - a }"' sh "$file")")
   done
   "$docker_cli" rm -f "$floor_ctr" >/dev/null
   floor_ctr=""
@@ -175,7 +189,7 @@ case " $modules " in *" hello "*)
   bench "examples/hello" "$work/hello" hello.c "KDIR=/usr/src/linux-headers-$KVER" ;;
 esac
 case " $modules " in *" jool "*)
-  jool_file=$(cd "$jool" && find common -name '*.c' | sort | head -n 1)
-  bench "jool-dkms src/mod" "$jool" "$jool_file" "KERNEL_DIR=/usr/src/linux-headers-$KVER" ;;
+  jool_file=$(cd "$jool" && find src/mod/common -name '*.c' | sort | head -n 1)
+  bench "jool-dkms src/mod" "$jool" "$jool_file" "KDIR=/usr/src/linux-headers-$KVER" ;;
 esac
 "$docker_cli" image rm dmb-bench/module dmb-bench/seed >/dev/null 2>&1 || true

@@ -201,3 +201,43 @@ fn run_other_kernel() -> String {
         .expect("KERNEL_REF=")
         .to_string()
 }
+
+/// Two builds of one module at once share its kept build directory: the
+/// second waits for the first (a lock in the volume), both succeed, and
+/// what they leave is a consistent build directory.
+#[test]
+fn two_builds_of_one_module_at_once_take_turns() {
+    let _engine = engine_lock();
+    let dir = two_files();
+    let d = dir.path();
+    let images = [TestImage::new("incremental"), TestImage::new("incremental")];
+    let state = EngineState::now();
+    let runs: Vec<_> = images
+        .iter()
+        .map(|image| {
+            dmb(LEGACY)
+                .arg("build")
+                .arg(d)
+                .args(["--module-ref", image.name()])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let logs: Vec<String> = runs
+        .into_iter()
+        .map(|r| {
+            let out = r.wait_with_output().unwrap();
+            let log = stderr(&out);
+            assert!(out.status.success(), "{log}");
+            log
+        })
+        .collect();
+    // One of them built everything; the other found it built.
+    let full: usize = logs.iter().filter(|l| l.contains("full build")).count();
+    assert_eq!(full, 1, "{logs:?}");
+    assert!(logs.iter().any(|l| compiled(l).is_empty()), "{logs:?}");
+    state.assert_unchanged();
+    let log = build(LEGACY, d, &images[0], &[]);
+    assert!(log.contains("incremental build: 0 changed file"), "{log}");
+}

@@ -34,6 +34,8 @@ pub fn write(
     write_executable(&bin.join("uname"), scripts::UNAME)?;
     write_executable(&dmb.join("build.sh"), scripts::BUILD)?;
     write_executable(&dmb.join("sync_sources.sh"), scripts::SYNC_SOURCES)?;
+    std::fs::write(dmb.join("serial.mk"), scripts::SERIAL_MK)
+        .map_err(BuildError::io("writing serial.mk"))?;
     let sources = sources::copy(module_dir, &dmb.join("module"))?;
     let write = |name: &str, text: String| {
         std::fs::write(dmb.join(name), text).map_err(BuildError::io(format!("writing {name}")))

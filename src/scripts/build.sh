@@ -17,9 +17,16 @@ src=/usr/src/module
 export PATH="$dmb/bin:$PATH"
 mkdir -p "/lib/modules/$KVER" "$src"
 ln -sfn "$KDIR" "/lib/modules/$KVER/build"
+# Two builds of one module share its build directory: the second waits for
+# the first (BuildKit's cache mounts lock on their own). The lock file is
+# never removed, so both lock the same file.
+if command -v flock >/dev/null 2>&1; then
+  exec 9> "$src/.dmb-lock"
+  flock 9
+fi
 if [ -e "$dmb/fresh" ]; then
   echo "dmb: --fresh: removing the objects of earlier builds"
-  find "$src" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+  find "$src" -mindepth 1 -maxdepth 1 ! -name .dmb-lock -exec rm -rf {} +
 fi
 if ! sh "$dmb/sync_sources.sh" "$dmb/module" "$src" "$dmb/sources"; then
   echo "@@dmb:sync-failed"
@@ -30,15 +37,28 @@ set --
 if [ -f "$dmb/make-args" ]; then
   while IFS= read -r a; do set -- "$@" "$a"; done < "$dmb/make-args"
 fi
+# Nothing changed since a build that succeeded (its sources, and all that
+# the build directory's key covers, are the same): its output is the
+# answer, as BuildKit would answer from its cache.
+last="$src/.dmb-last"
+if [ -e /tmp/dmb-unchanged ] && [ -f "$last/ok" ]; then
+  echo "dmb: nothing changed since the last build: its modules are reused"
+  rm -rf /dmb-out && cp -R "$last/out" /dmb-out || exit 1
+  if [ -n "$(ls /dmb-out/depmod 2>/dev/null)" ]; then echo "@@dmb:depmod"; fi
+  exit 0
+fi
+rm -rf "$last"
 # Makefiles that say M=$(PWD) expect make to start in the module directory.
 cd "$src" && export PWD="$src"
+# The module's Makefile, as make would choose it, then serial.mk.
+for mf in GNUmakefile makefile Makefile; do [ -f "$src/$mf" ] && break; done
 echo "dmb: make -j$jobs -C $src${*:+ $*} for $KVER"
-make -j"$jobs" -C "$src" "$@"
+make -j"$jobs" -C "$src" -f "$mf" -f "$dmb/serial.mk" "$@"
 rc=$?
 if [ "$rc" -ne 0 ]; then echo "@@dmb:make-failed $rc"; exit "$rc"; fi
 rm -rf /dmb-out /tmp/dmb-tree
 mkdir -p /dmb-out/ko /dmb-out/depmod /tmp/dmb-tree/lib/modules/"$KVER"/extra
-find "$src" -name '*.ko' -type f | sort > /tmp/dmb-ko-list
+find "$src" -path "$last" -prune -o -name '*.ko' -type f -print | sort > /tmp/dmb-ko-list
 if [ ! -s /tmp/dmb-ko-list ]; then echo "@@dmb:no-ko"; exit 3; fi
 while IFS= read -r f; do
   b=${f##*/}
@@ -55,4 +75,5 @@ if command -v depmod >/dev/null 2>&1; then
     echo "@@dmb:depmod"
   fi
 fi
+mkdir -p "$last" && cp -R /dmb-out "$last/out" && : > "$last/ok"
 exit 0

@@ -26,6 +26,9 @@ pub const TOOLCHAIN: &str = include_str!("toolchain.sh");
 pub const UNAME: &str = include_str!("uname.sh");
 /// make in a build container, and gathering the `.ko` files.
 pub const BUILD: &str = include_str!("build.sh");
+/// Read after a module's Makefile: its own targets run one at a time,
+/// recursive makes (kbuild) with -j.
+pub const SERIAL_MK: &str = include_str!("serial.mk");
 /// Unpacks `kernel-dev.tar` (`$1`) at / of a build environment.
 pub const BUILDENV_UNPACK: &str = include_str!("buildenv_unpack.sh");
 /// Brings a kept build directory up to date with the module's sources,

@@ -9,7 +9,8 @@
 # Makefile, Kbuild or *.mk changed, what the build makes may have changed
 # too (a module renamed leaves its old .ko behind): TO is emptied and the
 # build is a full one. So is the first, and one whose manifest is missing
-# (an interrupted sync removes it before it copies anything).
+# (an interrupted sync removes it before it copies anything). When nothing
+# changed, /tmp/dmb-unchanged says so.
 set -u
 from=$1 to=$2 manifest=$3
 state="$to/.dmb-sources"
@@ -36,7 +37,7 @@ fi
 
 if [ -n "$full" ]; then
   echo "dmb: full build: $full"
-  find "$to" -mindepth 1 -maxdepth 1 -exec rm -rf {} + || exit 1
+  find "$to" -mindepth 1 -maxdepth 1 ! -name .dmb-lock -exec rm -rf {} + || exit 1
   cp -R -P "$from/." "$to/" || exit 1
 else
   n=0
@@ -48,5 +49,6 @@ else
     n=$((n + 1))
   done < /tmp/dmb-changes
   echo "dmb: incremental build: $n changed file(s)"
+  if [ "$n" -eq 0 ]; then : > /tmp/dmb-unchanged; fi
 fi
 cp "$manifest" "$state" || exit 1
