@@ -15,6 +15,12 @@ set -u
 dmb=/usr/local/dmb
 src=/usr/src/module
 export PATH="$dmb/bin:$PATH"
+# This shell is PID 1 of the build container: `docker start --attach`
+# forwards Ctrl-C (SIGINT) and SIGTERM to it alone, and PID 1 ignores a
+# signal it has no handler for. With one, and the long waits in the
+# background (a shell acts on a trapped signal only between commands, or
+# in `wait`), it exits at once and the container's processes go with it.
+trap 'echo "dmb: interrupted"; exit 130' INT TERM
 mkdir -p "/lib/modules/$KVER" "$src"
 ln -sfn "$KDIR" "/lib/modules/$KVER/build"
 # Two builds of one module share its build directory: the second waits for
@@ -22,7 +28,9 @@ ln -sfn "$KDIR" "/lib/modules/$KVER/build"
 # never removed, so both lock the same file.
 if command -v flock >/dev/null 2>&1; then
   exec 9> "$src/.dmb-lock"
-  flock 9
+  # The lock belongs to the open file, which this shell keeps open.
+  flock 9 &
+  wait $!
 fi
 if [ -e "$dmb/fresh" ]; then
   echo "dmb: --fresh: removing the objects of earlier builds"
@@ -53,7 +61,8 @@ cd "$src" && export PWD="$src"
 # The module's Makefile, as make would choose it, then serial.mk.
 for mf in GNUmakefile makefile Makefile; do [ -f "$src/$mf" ] && break; done
 echo "dmb: make -j$jobs -C $src${*:+ $*} for $KVER"
-make -j"$jobs" -C "$src" -f "$mf" -f "$dmb/serial.mk" "$@"
+make -j"$jobs" -C "$src" -f "$mf" -f "$dmb/serial.mk" "$@" < /dev/null &
+wait $!
 rc=$?
 if [ "$rc" -ne 0 ]; then echo "@@dmb:make-failed $rc"; exit "$rc"; fi
 rm -rf /dmb-out /tmp/dmb-tree
