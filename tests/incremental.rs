@@ -9,7 +9,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -172,7 +171,7 @@ fn another_builder_or_kernel_image_recompiles_everything() {
     drop(variant_env);
 
     // Another kernel image: the kit's other kernel.
-    let other = run_other_kernel();
+    let other = other_kernel();
     let log = build(LEGACY, d, &image, &["--kernel-ref", &other]);
     assert!(log.contains("full build"), "{log}");
     assert_eq!(compiled(&log), both, "{log}");
@@ -183,23 +182,6 @@ fn another_builder_or_kernel_image_recompiles_everything() {
         compiled(&build(LEGACY, d, &image, &[])),
         set(&["counter_step.o"])
     );
-}
-
-fn run_other_kernel() -> String {
-    let mut c = Command::new("bash");
-    c.arg(root().join("scripts/kit.sh")).arg("--other-kernel");
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "kit.sh --other-kernel: {}",
-        stderr(&out)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .strip_prefix("KERNEL_REF=")
-        .expect("KERNEL_REF=")
-        .to_string()
 }
 
 /// Two builds of one module at once share its kept build directory: the

@@ -8,25 +8,6 @@ use std::process::Command;
 
 use common::*;
 
-fn other_kernel() -> String {
-    let out = Command::new("bash")
-        .arg(root().join("scripts/kit.sh"))
-        .arg("--other-kernel")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kit.sh --other-kernel: {}",
-        stderr(&out)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .strip_prefix("KERNEL_REF=")
-        .expect("KERNEL_REF=")
-        .to_string()
-}
-
 fn label(image: &str, key: &str) -> String {
     docker_ok(&[
         "image",

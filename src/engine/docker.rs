@@ -111,11 +111,25 @@ impl DockerCli {
         subdirs: &[String],
         dest: &Path,
     ) -> Result<(), EngineError> {
+        self.read_dir_stream(container, dir, |stream| {
+            extract_subdirs(stream, subdirs, dest)
+        })
+    }
+
+    /// Streams a container's directory (`docker cp DIR/. -`, a tar) to
+    /// `read`; a failing copy or reader is an error.
+    fn read_dir_stream<T>(
+        &self,
+        container: &str,
+        dir: &str,
+        read: impl FnOnce(&mut dyn Read) -> Result<T, String>,
+    ) -> Result<T, EngineError> {
         let source = format!("{container}:{}/.", dir.trim_end_matches('/'));
         let inv = self.invocation().args(["cp", "--", &source, "-"]);
         self.trace(&inv);
-        let (stream, stdout) = Streaming::spawn(&inv).map_err(|e| run_error(&inv, e))?;
-        let extracted = extract_subdirs(stdout, subdirs, dest);
+        let (stream, mut stdout) = Streaming::spawn(&inv).map_err(|e| run_error(&inv, e))?;
+        let read = read(&mut stdout);
+        drop(stdout);
         let (status, stderr) = stream.finish(false).map_err(|e| run_error(&inv, e))?;
         if !status.success() {
             return Err(EngineError::Command {
@@ -123,7 +137,7 @@ impl DockerCli {
                 detail: stderr.trim().to_string(),
             });
         }
-        extracted.map_err(|detail| EngineError::Stream {
+        read.map_err(|detail| EngineError::Stream {
             command: inv.display(),
             detail,
         })
@@ -443,22 +457,7 @@ impl Containers for DockerCli {
         dir: &str,
         dest: &Path,
     ) -> Result<Vec<String>, EngineError> {
-        let source = format!("{container}:{}/.", dir.trim_end_matches('/'));
-        let inv = self.invocation().args(["cp", "--", &source, "-"]);
-        self.trace(&inv);
-        let (stream, stdout) = Streaming::spawn(&inv).map_err(|e| run_error(&inv, e))?;
-        let extracted = extract_regular_files(stdout, dest);
-        let (status, stderr) = stream.finish(false).map_err(|e| run_error(&inv, e))?;
-        if !status.success() {
-            return Err(EngineError::Command {
-                command: inv.display(),
-                detail: stderr.trim().to_string(),
-            });
-        }
-        extracted.map_err(|detail| EngineError::Stream {
-            command: inv.display(),
-            detail,
-        })
+        self.read_dir_stream(container, dir, |stream| extract_regular_files(stream, dest))
     }
 
     fn remove_container(&self, container: &str) -> Result<(), EngineError> {

@@ -121,6 +121,27 @@ pub fn cache_dir() -> &'static Path {
     })
 }
 
+/// The kit's other kernel image (`scripts/kit.sh --other-kernel`, made
+/// when missing), named by its release.
+pub fn other_kernel() -> String {
+    let out = Command::new("bash")
+        .arg(root().join("scripts/kit.sh"))
+        .arg("--other-kernel")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kit.sh --other-kernel: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .strip_prefix("KERNEL_REF=")
+        .expect("KERNEL_REF=")
+        .to_string()
+}
+
 /// The busybox image the sim script makes (from Debian's busybox-static).
 pub fn busybox() -> String {
     let out = Command::new("bash")
