@@ -235,10 +235,15 @@ fn an_option_that_only_adds_a_driver_builds_after_the_crcs_agree() {
             image.name(),
             "-o",
             out.path().join("ublk").to_str().unwrap(),
+            // --jobs reaches the in-tree make (the default, nproc, is
+            // what the other tests run with).
+            "--jobs",
+            "1",
         ],
     );
     let err = stderr(&done);
     assert!(done.status.success(), "{err}");
+    assert!(err.contains("dmb: make -j1 M=drivers/block "), "{err}");
     assert!(
         err.contains("enabling as modules: CONFIG_BLK_DEV_UBLK"),
         "{err}"

@@ -40,6 +40,16 @@ fn one_run_builds_for_two_kernels_and_kmm_maps_both() {
     assert!(done.status.success(), "{log}");
     state.assert_unchanged();
     assert_eq!(log.matches("(checked: they will load)").count(), 2, "{log}");
+    // Both at once (--parallel defaults to 2), each line labelled with its
+    // kernel: the second kernel's build began before the first one's ended.
+    assert!(log.contains("building for 2 kernels, 2 at a time"), "{log}");
+    let first_line = |label: &str| log.find(&format!("dmb: [{label}] ")).expect(label);
+    let last_line = |label: &str| log.rfind(&format!("dmb: [{label}] ")).expect(label);
+    assert!(
+        first_line(&other) < last_line(&kit.kernel_ref)
+            && first_line(&kit.kernel_ref) < last_line(&other),
+        "{log}"
+    );
 
     // The kit names its kernel images by release.
     let other_release = other.rsplit(':').next().unwrap().to_string();
@@ -131,4 +141,26 @@ fn a_named_builder_needs_buildx() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// One kernel named twice would build one image twice, into one tag: it
+/// is refused before the engine is reached.
+#[test]
+fn the_same_kernel_twice_is_refused() {
+    let out = dmb(LEGACY)
+        .args(["build", "examples/hello"])
+        .args([
+            "--kernel-ref",
+            "k:1",
+            "--kernel-ref",
+            "k:2",
+            "--kernel-ref",
+            "k:1",
+        ])
+        .env("DOCKER_HOST", "unix:///nonexistent/dmb-test.sock")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--kernel-ref k:1 is given twice"), "{err}");
 }

@@ -2,10 +2,11 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::detect::ProbeArgs;
-use super::output::Terminal;
+use super::output::{Labelled, Terminal};
 use super::{connect, Cli, Outcome};
 use crate::detect;
 use crate::dkms::{self, build::DkmsOptions, PackageTree};
@@ -87,7 +88,8 @@ pub struct BuildArgs {
     pub network: bool,
 
     /// Run make with this many jobs (default: the build container's CPU
-    /// count, `nproc`).
+    /// count, `nproc`): the module's make, a DKMS package's, and for
+    /// --in-tree (or --with-deps) the kernel tree's preparation and builds.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub jobs: Option<u32>,
 
@@ -102,6 +104,11 @@ pub struct BuildArgs {
     /// the files whose content changed).
     #[arg(long)]
     pub fresh: bool,
+
+    /// With several --kernel-ref: build for at most N kernels at once
+    /// (each make still gets --jobs).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub parallel: u32,
 
     /// Do not check that the built modules will load into the kernel.
     #[arg(long)]
@@ -190,7 +197,7 @@ fn is_builder_name(s: &str) -> bool {
 /// What `dmb build` builds.
 enum Source {
     Module(ModuleDir),
-    Dkms(Rc<PackageTree>),
+    Dkms(Arc<PackageTree>),
     InTree,
 }
 
@@ -208,7 +215,7 @@ impl Source {
                     path.display()
                 )));
             }
-            Source::Dkms(Rc::new(PackageTree::from_deb(path)?))
+            Source::Dkms(Arc::new(PackageTree::from_deb(path)?))
         } else if args.dkms || (!args.no_dkms && path.is_dir() && dkms::has_conf(path)) {
             if !path.is_dir() {
                 return Err(module_build::BuildError::ModuleDirMissing {
@@ -216,7 +223,7 @@ impl Source {
                 }
                 .into());
             }
-            Source::Dkms(Rc::new(PackageTree::from_dir(path)?))
+            Source::Dkms(Arc::new(PackageTree::from_dir(path)?))
         } else {
             Source::Module(ModuleDir::new(path)?)
         };
@@ -233,6 +240,16 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
     let mut terminal = Terminal { quiet: args.quiet };
     // What needs no engine is checked before connecting to one.
     let source = Source::of(args)?;
+    if let Some(twice) = args
+        .kernel_ref
+        .iter()
+        .enumerate()
+        .find_map(|(i, k)| args.kernel_ref[..i].contains(k).then_some(k))
+    {
+        return Err(crate::Error::Usage(format!(
+            "--kernel-ref {twice} is given twice"
+        )));
+    }
     let engine = connect(cli, args.builder.0.clone())?;
     if args.kernel_ref.len() <= 1 {
         let refs = settle_refs(&engine, args, args.kernel_ref.first(), &mut terminal)?;
@@ -248,25 +265,82 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
         print_outcome(&outcome);
         return Ok(0);
     }
-    // Several kernels: one build each, one after another (each checked
-    // against its own kernel, each with its own kept objects).
+    // Several kernels: one build each (each checked against its own
+    // kernel, each with its own kept objects), --parallel of them at once.
     let module_ref = per_release_ref(&args.module_ref);
     let output = args.output.as_ref().map(|o| o.join(RELEASE_VARIABLE));
-    for kernel_ref in &args.kernel_ref {
-        terminal.step(&format!("building for {kernel_ref}"));
-        let refs = settle_refs(&engine, args, Some(kernel_ref), &mut terminal)?;
-        let outcome = build_one(
+    let at_once = (args.parallel as usize).min(args.kernel_ref.len());
+    terminal.step(&format!(
+        "building for {} kernels, {at_once} at a time",
+        args.kernel_ref.len()
+    ));
+    let results = for_each_bounded(&args.kernel_ref, at_once, |kernel_ref| {
+        let mut progress = Labelled {
+            label: kernel_ref.clone(),
+            quiet: args.quiet,
+        };
+        let refs = settle_refs(&engine, args, Some(kernel_ref), &mut progress)?;
+        build_one(
             &engine,
             args,
             &source,
             refs,
             &module_ref,
             output.clone(),
-            &mut terminal,
-        )?;
-        print_outcome(&outcome);
+            &mut progress,
+        )
+    });
+    // Results in the order of the kernels; the first failure is the
+    // outcome, the others are told.
+    let mut first_error = None;
+    for (kernel_ref, result) in args.kernel_ref.iter().zip(results) {
+        match result {
+            Some(Ok(outcome)) => print_outcome(&outcome),
+            Some(Err(e)) if first_error.is_none() => first_error = Some((kernel_ref, e)),
+            Some(Err(e)) => terminal.warn(&format!("the build for {kernel_ref} failed too: {e}")),
+            None => terminal.warn(&format!(
+                "not built for {kernel_ref}: an earlier build failed"
+            )),
+        }
     }
-    Ok(0)
+    match first_error {
+        Some((kernel_ref, e)) => {
+            terminal.warn(&format!("the build for {kernel_ref} failed"));
+            Err(e)
+        }
+        None => Ok(0),
+    }
+}
+
+/// Runs `work` on each item, at most `at_once` at a time; once one fails
+/// (or the user interrupts), no more start. The results come in the items'
+/// order, `None` for those that never started.
+fn for_each_bounded<T: Sync, R: Send, E: Send>(
+    items: &[T],
+    at_once: usize,
+    work: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Vec<Option<Result<R, E>>> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<R, E>>>> =
+        Mutex::new(items.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..at_once.max(1) {
+            scope.spawn(|| loop {
+                if failed.load(Ordering::SeqCst) || crate::interrupt::requested() {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(item) = items.get(i) else { break };
+                let result = work(item);
+                if result.is_err() {
+                    failed.store(true, Ordering::SeqCst);
+                }
+                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(result);
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
 /// MODULE_REF for several kernels: the release variable in it, or the
@@ -290,7 +364,7 @@ fn build_one(
     refs: RefOptions,
     module_ref: &str,
     output: Option<PathBuf>,
-    terminal: &mut Terminal,
+    terminal: &mut dyn Progress,
 ) -> Result<BuildOutcome, crate::Error> {
     Ok(match source {
         Source::Module(module_dir) => {
@@ -334,6 +408,7 @@ fn build_one(
                 module_ref: module_ref.to_string(),
                 output: output.clone(),
                 check: !args.no_check,
+                jobs: args.jobs,
             };
             in_tree::run(engine, &opts, terminal)?
         }
@@ -346,7 +421,7 @@ fn settle_refs(
     engine: &crate::engine::DockerCli,
     args: &BuildArgs,
     kernel_ref: Option<&String>,
-    terminal: &mut Terminal,
+    terminal: &mut dyn Progress,
 ) -> Result<RefOptions, crate::Error> {
     let mut kernel_ref = kernel_ref.cloned();
     let mut build_ref = args.build_ref.clone();
@@ -417,5 +492,39 @@ fn print_outcome(outcome: &BuildOutcome) {
     );
     for n in &outcome.notes {
         eprintln!("dmb: note: {n}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_each_bounded;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn at_most_n_run_at_once_and_results_keep_their_order() {
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let items: Vec<u64> = (0..7).collect();
+        let results = for_each_bounded(&items, 3, |&i| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(20 + 10 * (i % 3)));
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok::<u64, ()>(i * 10)
+        });
+        let got: Vec<u64> = results.into_iter().map(|r| r.unwrap().unwrap()).collect();
+        assert_eq!(got, [0, 10, 20, 30, 40, 50, 60]);
+        assert_eq!(most.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn after_a_failure_nothing_more_starts() {
+        let items: Vec<u32> = (0..5).collect();
+        // One at a time: item 1 fails, so 2, 3 and 4 never start.
+        let results = for_each_bounded(&items, 1, |&i| if i == 1 { Err(i) } else { Ok(i) });
+        assert!(matches!(results[0], Some(Ok(0))));
+        assert!(matches!(results[1], Some(Err(1))));
+        assert!(results[2..].iter().all(Option::is_none));
     }
 }

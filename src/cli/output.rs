@@ -43,6 +43,45 @@ impl Progress for Terminal {
     }
 }
 
+/// The output of one of several builds running at once: each line says
+/// which one it belongs to, and transfers are plain lines (two bars would
+/// draw over each other).
+pub struct Labelled {
+    pub label: String,
+    pub quiet: bool,
+}
+
+impl Progress for Labelled {
+    fn step(&mut self, message: &str) {
+        if !self.quiet {
+            eprintln!("dmb: [{}] {message}", self.label);
+        }
+    }
+
+    fn log(&mut self, line: &str) {
+        if !self.quiet {
+            eprintln!("  [{}] {line}", self.label);
+        }
+    }
+
+    fn warn(&mut self, message: &str) {
+        eprintln!("dmb: [{}] warning: {message}", self.label);
+    }
+
+    fn meter(&mut self, what: &str, total: Option<u64>) -> Box<dyn Meter> {
+        if self.quiet {
+            Box::new(NoMeter)
+        } else {
+            Box::new(Lines {
+                what: format!("[{}] {what}", self.label),
+                total,
+                started: Instant::now(),
+                next: 0,
+            })
+        }
+    }
+}
+
 /// A bar with bytes, rate and time left, on a terminal.
 struct Bar(indicatif::ProgressBar);
 

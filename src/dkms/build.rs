@@ -25,7 +25,7 @@ pub mod label {
 #[derive(Debug)]
 pub struct DkmsOptions {
     /// Shared: one tree builds for every kernel of a run.
-    pub tree: std::rc::Rc<PackageTree>,
+    pub tree: std::sync::Arc<PackageTree>,
     pub refs: RefOptions,
     pub module_ref: String,
     pub output: Option<PathBuf>,
@@ -125,7 +125,7 @@ pub fn run<E: ?Sized + Engine>(
             build_ref: Some(refs.build_ref.clone()),
             ..opts.refs.clone()
         };
-        let built = in_tree::build(&session, &ref_opts, &names, progress)?;
+        let built = in_tree::build(&session, &ref_opts, &names, opts.jobs, progress)?;
         for m in &built.modules {
             if modules.iter().any(|own| own.name == m.name) {
                 continue;

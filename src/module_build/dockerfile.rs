@@ -132,7 +132,7 @@ pub fn kernel_source(
 }
 
 /// The source tree configured and prepared for `make M=`.
-pub fn kernel_prepared(source_tag: &str, key: &str, release: &str) -> String {
+pub fn kernel_prepared(source_tag: &str, key: &str, release: &str, jobs: Option<u32>) -> String {
     format!(
         "# dmb prepared kernel tree for {release}\n\
          FROM {source_tag}\n\
@@ -140,22 +140,40 @@ pub fn kernel_prepared(source_tag: &str, key: &str, release: &str) -> String {
          COPY config /usr/src/linux/.config\n\
          COPY kernel_prepare.sh /usr/local/dmb/kernel_prepare.sh\n\
          ENV KVER=\"{release}\"\n\
-         RUN [\"/bin/sh\", \"/usr/local/dmb/kernel_prepare.sh\"]\n"
+         {jobs}\
+         RUN [\"/bin/sh\", \"/usr/local/dmb/kernel_prepare.sh\"]\n",
+        jobs = jobs_arg(jobs),
     )
+}
+
+/// make's `-j` for the next RUN, as an `ARG` (the scripts read
+/// `$DMB_JOBS`, else `nproc`): an ARG is not kept in the image, so a
+/// prepared tree made with `--jobs` is the same tree without it.
+fn jobs_arg(jobs: Option<u32>) -> String {
+    jobs.map(|n| format!("ARG DMB_JOBS={n}\n"))
+        .unwrap_or_default()
 }
 
 /// An in-tree build: `make M=` in the prepared tree for each group of
 /// `dmb/groups`, `.ko` files out. With BuildKit a last `FROM scratch`
 /// stage holds only what is exported.
-pub fn in_tree(prepared_tag: &str, session: &str, release: &str, export_stage: bool) -> String {
+pub fn in_tree(
+    prepared_tag: &str,
+    session: &str,
+    release: &str,
+    jobs: Option<u32>,
+    export_stage: bool,
+) -> String {
     let mut s = format!(
         "# dmb in-tree module build for {release}\n\
          FROM {prepared_tag}\n\
          LABEL {session_label}=\"{session}\"\n\
          COPY dmb/ /usr/local/dmb/\n\
          ENV KVER=\"{release}\"\n\
+         {jobs}\
          RUN [\"/bin/sh\", \"/usr/local/dmb/in_tree_build.sh\"]\n",
         session_label = crate::engine::SESSION_LABEL,
+        jobs = jobs_arg(jobs),
     );
     if export_stage {
         s.push_str("\nFROM scratch\nCOPY --from=0 /dmb-out/ /\n");
@@ -240,8 +258,22 @@ mod tests {
         insta::assert_snapshot!(kernel_prepared(
             "dmb-kernel-source:fedcba9876543210",
             "0011223344556677",
-            "6.1.0-57-amd64"
+            "6.1.0-57-amd64",
+            None
         ));
+    }
+
+    #[test]
+    fn kernel_prepared_tree_with_jobs() {
+        let text = kernel_prepared("src:k", "k", "6.1.0-57-amd64", Some(3));
+        // The ARG comes right before the RUN that reads it.
+        assert!(
+            text.contains(
+                "ARG DMB_JOBS=3\nRUN [\"/bin/sh\", \"/usr/local/dmb/kernel_prepare.sh\"]"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("ENV DMB_JOBS"), "{text}");
     }
 
     #[test]
@@ -250,6 +282,7 @@ mod tests {
             "dmb-kernel-prepared:0011223344556677",
             "s1",
             "6.1.0-57-amd64",
+            None,
             true
         ));
     }

@@ -5,11 +5,12 @@
 # level: the groups of a level are built at the same time (on two cores,
 # the small makes fill the gaps of a big one), and each level sees the
 # exports of the levels before it. The .ko files go to /dmb-out/ko.
-# $KVER: the release; $KCC: the kernel's compiler command.
+# $KVER: the release; $KCC: the kernel's compiler command; $DMB_JOBS: make's
+# -j (--jobs; default nproc).
 # Records: make-failed CODE DIR, no-ko PATH, ko PATH.
 set -u
 cd /usr/src/linux || exit 1
-jobs=$(nproc 2>/dev/null || echo 1)
+jobs=${DMB_JOBS:-$(nproc 2>/dev/null || echo 1)}
 cc=${KCC:-gcc}
 command -v "$cc" >/dev/null 2>&1 || cc=gcc
 mkdir -p /dmb-out/ko /dmb-out/depmod /tmp/dmb
@@ -39,7 +40,7 @@ modules_of() {  # sctp.o sctp_diag.o -> sctp.ko sctp_diag.ko
 # Builds the groups of one level (/tmp/dmb/level: `INDEX DIR OBJECT...`).
 level() {
   while read -r i dir objects; do
-    echo "dmb: make M=$dir $(modules_of "$objects") for $KVER"
+    echo "dmb: make -j$jobs M=$dir $(modules_of "$objects") for $KVER"
     # shellcheck disable=SC2046
     group "$i" "$dir" $(modules_of "$objects") &
   done < /tmp/dmb/level

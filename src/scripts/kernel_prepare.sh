@@ -4,13 +4,14 @@
 # with the kernel's exact release ($KVER), and the kernel's own
 # Module.symvers, whose CRCs every module built here is linked against (a
 # synthesized kernel has none yet: dmb computes it afterwards).
-# $KCC: the kernel's compiler command, where the builder has it.
+# $KCC: the kernel's compiler command, where the builder has it; $DMB_JOBS:
+# make's -j (--jobs; default nproc).
 set -eu
 cd /usr/src/linux
 cc=${KCC:-gcc}
 command -v "$cc" >/dev/null 2>&1 || cc=gcc
 make -s CC="$cc" olddefconfig
-make -j"$(nproc)" CC="$cc" KERNELRELEASE="$KVER" modules_prepare
+make -j"${DMB_JOBS:-$(nproc)}" CC="$cc" KERNELRELEASE="$KVER" modules_prepare
 # make M= reads the release from here: it must be the running kernel's.
 echo "$KVER" > include/config/kernel.release
 if ! grep -q "\"$KVER\"" include/generated/utsrelease.h; then

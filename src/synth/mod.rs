@@ -405,6 +405,7 @@ pub fn synthesize<E: ?Sized + Engine>(
             &source_tag,
             &prepared_key,
             release.as_str(),
+            None,
         );
         tree::build_image(
             session,

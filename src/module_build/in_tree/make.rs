@@ -68,6 +68,7 @@ pub fn build_round<E: ?Sized + Engine>(
     prepared: &Prepared,
     release: &KernelRelease,
     levels: &[Vec<ModuleSite>],
+    jobs: Option<u32>,
     gathered: &mut Gathered,
     progress: &mut dyn Progress,
 ) -> Result<(), crate::Error> {
@@ -77,6 +78,7 @@ pub fn build_round<E: ?Sized + Engine>(
         prepared,
         release,
         &closure::groups(levels),
+        jobs,
         round.path(),
         progress,
     )?;
@@ -130,6 +132,7 @@ fn build_once<E: ?Sized + Engine>(
     prepared: &Prepared,
     release: &KernelRelease,
     groups: &str,
+    jobs: Option<u32>,
     work: &Path,
     progress: &mut dyn Progress,
 ) -> Result<BuiltFiles, crate::Error> {
@@ -151,7 +154,15 @@ fn build_once<E: ?Sized + Engine>(
     crate::module_build::make::run_build(
         session,
         &context,
-        |export| dockerfile::in_tree(&prepared.image, session.id(), release.as_str(), export),
+        |export| {
+            dockerfile::in_tree(
+                &prepared.image,
+                session.id(),
+                release.as_str(),
+                jobs,
+                export,
+            )
+        },
         false,
         &what,
         work,

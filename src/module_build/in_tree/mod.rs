@@ -46,6 +46,9 @@ pub struct InTreeOptions {
     pub output: Option<PathBuf>,
     /// Check that the built modules will load into the kernel.
     pub check: bool,
+    /// make's `-j` for preparing the tree and building (default: the
+    /// build container's `nproc`).
+    pub jobs: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -217,7 +220,7 @@ pub fn run<E: ?Sized + Engine>(
         dependencies,
         symbols,
         work,
-    } = build(&session, &opts.refs, &opts.names, progress)?;
+    } = build(&session, &opts.refs, &opts.names, opts.jobs, progress)?;
     if opts.check {
         progress.step(&format!("checking that they will load into {release}"));
         let report = crate::check::check(&facts, &modules, &[]);
@@ -276,6 +279,7 @@ pub fn build<E: ?Sized + Engine>(
     session: &Session<E>,
     ref_opts: &RefOptions,
     names: &[String],
+    jobs: Option<u32>,
     progress: &mut dyn Progress,
 ) -> Result<Built, crate::Error> {
     // The running kernel says what it has; with both refs given, a build
@@ -353,11 +357,14 @@ pub fn build<E: ?Sized + Engine>(
     )?;
     let prepared = tree::prepared(
         session,
-        &source_image,
-        &plan,
-        &release,
-        &kconfig,
-        &target,
+        &tree::PrepareRequest {
+            source_image: &source_image,
+            plan: &plan,
+            release: &release,
+            kconfig: &kconfig,
+            target: &target,
+            jobs,
+        },
         progress,
     )?;
     for note in &prepared.notes {
@@ -395,6 +402,7 @@ pub fn build<E: ?Sized + Engine>(
         &prepared,
         &release,
         &closure::first_round(&request.modules, forecast, known),
+        jobs,
         &mut gathered,
         progress,
     )?;
@@ -432,6 +440,7 @@ pub fn build<E: ?Sized + Engine>(
             &prepared,
             &release,
             &[sites],
+            jobs,
             &mut gathered,
             progress,
         )?;

@@ -150,18 +150,35 @@ pub(crate) fn tools_install<E: ?Sized + Engine>(
     }
 }
 
+/// What a prepared tree is made of, and how.
+#[derive(Clone, Copy)]
+pub struct PrepareRequest<'a> {
+    pub source_image: &'a str,
+    pub plan: &'a ConfigPlan,
+    pub release: &'a KernelRelease,
+    pub kconfig: &'a Kconfig,
+    pub target: &'a TargetKernel,
+    /// make's `-j` (default: the container's `nproc`); not part of the
+    /// key, as it changes nothing in the tree.
+    pub jobs: Option<u32>,
+}
+
 /// The prepared tree for `plan`: from the cache, or configured (and
 /// refused when the configuration would not describe the running kernel)
 /// and prepared now.
 pub fn prepared<E: ?Sized + Engine>(
     session: &Session<E>,
-    source_image: &str,
-    plan: &ConfigPlan,
-    release: &KernelRelease,
-    kconfig: &Kconfig,
-    target: &TargetKernel,
+    request: &PrepareRequest<'_>,
     progress: &mut dyn Progress,
 ) -> Result<Prepared, crate::Error> {
+    let PrepareRequest {
+        source_image,
+        plan,
+        release,
+        kconfig,
+        target,
+        jobs,
+    } = *request;
     let engine = session.engine();
     let source_id = engine.image_id(source_image)?.unwrap_or_default();
     let key = cache_key(&[PREPARED_RECIPE, &source_id, release.as_str(), &plan.text]);
@@ -209,7 +226,7 @@ pub fn prepared<E: ?Sized + Engine>(
             scripts::KERNEL_PREPARE,
         )
         .map_err(BuildError::io("writing the build context"))?;
-        let text = dockerfile::kernel_prepared(source_image, &key, release.as_str());
+        let text = dockerfile::kernel_prepared(source_image, &key, release.as_str(), jobs);
         build_image(session, context.path(), &text, &tag, false, &key, progress)?
             .map_err(|log| InTreeError::PrepareFailed { log })?;
     }
