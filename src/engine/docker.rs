@@ -549,6 +549,20 @@ impl Builds for DockerCli {
         removed?;
         Ok(finished)
     }
+
+    fn import(
+        &self,
+        layer: &Path,
+        reference: &str,
+        changes: &[String],
+    ) -> Result<String, EngineError> {
+        let mut inv = self.invocation().arg("import");
+        for change in changes {
+            inv = inv.args(["--change", change]);
+        }
+        let inv = inv.arg("--").arg(layer).arg(reference);
+        Ok(self.run_checked(&inv)?.stdout.trim().to_string())
+    }
 }
 
 impl Lifecycle for DockerCli {

@@ -260,6 +260,17 @@ pub trait Builds {
         build: &ContainerBuild,
         on_line: &mut dyn FnMut(&str),
     ) -> Result<Finished, EngineError>;
+
+    /// Makes `reference` an image of one layer, the tar file `layer`, with
+    /// the Dockerfile instructions `changes` (`LABEL …`) applied (`docker
+    /// import`); returns its ID. For an image that is only files and
+    /// labels, an image build would add a build's solve and export.
+    fn import(
+        &self,
+        layer: &Path,
+        reference: &str,
+        changes: &[String],
+    ) -> Result<String, EngineError>;
 }
 
 /// Containers that dmb fills and starts (loaders), lists by label, or whose

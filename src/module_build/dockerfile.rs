@@ -181,18 +181,18 @@ pub fn in_tree(
     s
 }
 
-/// The MODULE_REF image: `.ko` files at `/` and in the kmod layout under
-/// `/opt/lib/modules/<kver>/extra/`, labelled with where they came from.
-pub fn module_image(labels: &[(String, String)]) -> String {
-    let mut s = String::from("FROM scratch\nCOPY ko/ /\nCOPY opt/ /opt/\n");
-    if !labels.is_empty() {
-        let pairs: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| format!("{}={}", quoted(k), quoted(v)))
-            .collect();
-        s.push_str(&format!("LABEL {}\n", pairs.join(" \\\n      ")));
+/// The MODULE_REF image's labels (where its modules came from), as the
+/// one Dockerfile instruction `docker import --change` applies to its
+/// layer; `None` without labels.
+pub fn module_image_labels(labels: &[(String, String)]) -> Option<String> {
+    if labels.is_empty() {
+        return None;
     }
-    s
+    let pairs: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{}={}", quoted(k), quoted(v)))
+        .collect();
+    Some(format!("LABEL {}", pairs.join(" ")))
 }
 
 fn quoted(value: &str) -> String {
@@ -296,6 +296,7 @@ mod tests {
             ),
             ("odd".to_string(), "a \"b\" $c\nd".to_string()),
         ];
-        insta::assert_snapshot!(module_image(&labels));
+        insta::assert_snapshot!(module_image_labels(&labels).unwrap());
+        assert_eq!(module_image_labels(&[]), None);
     }
 }

@@ -105,9 +105,9 @@ fn visit<'a>(
     order.push(m);
 }
 
-/// Writes the image's build context: `ko/`, each module at its `place` in
-/// `opt/lib/modules/<kver>/`, the depmod index (or a `modules.dep` of dmb's
-/// own when the builder had no depmod) and the Dockerfile.
+/// Writes the image's files into `context`: `ko/` (what goes at `/`), each
+/// module at its `place` in `opt/lib/modules/<kver>/`, and the depmod
+/// index (or a `modules.dep` of dmb's own when the builder had no depmod).
 pub fn write_context(
     context: &Path,
     release: &str,
@@ -115,7 +115,6 @@ pub fn write_context(
     modules: &[Module],
     place: &dyn Fn(&Module) -> String,
     depmod_dir: Option<&Path>,
-    dockerfile: &str,
 ) -> std::io::Result<()> {
     let top = context.join("ko");
     let kmod = context.join(kmod_dir(release));
@@ -138,7 +137,49 @@ pub fn write_context(
         }
         None => std::fs::write(kmod.join("modules.dep"), modules_dep(modules, place))?,
     }
-    std::fs::write(context.join("Dockerfile"), dockerfile)
+    Ok(())
+}
+
+/// The image's one layer, from a context [`write_context`] wrote: `ko/*`
+/// at the top, `opt/` as it is. Owner root, no timestamps
+/// ([`tar::HeaderMode::Deterministic`]): the same modules make the same
+/// layer.
+pub fn write_layer(context: &Path, tar_path: &Path) -> std::io::Result<()> {
+    let mut layer = tar::Builder::new(std::fs::File::create(tar_path)?);
+    layer.mode(tar::HeaderMode::Deterministic);
+    layer.follow_symlinks(false);
+    for name in sorted_names(&context.join("ko"))? {
+        layer.append_path_with_name(context.join("ko").join(&name), &name)?;
+    }
+    append_tree(&mut layer, &context.join("opt"), Path::new("opt"))?;
+    layer.into_inner()?.sync_all()
+}
+
+/// `dir` at `name` in `layer`, each directory's entries in name order (a
+/// directory listing's order is the file system's).
+fn append_tree(
+    layer: &mut tar::Builder<std::fs::File>,
+    dir: &Path,
+    name: &Path,
+) -> std::io::Result<()> {
+    layer.append_dir(name, dir)?;
+    for entry in sorted_names(dir)? {
+        let path = dir.join(&entry);
+        if std::fs::symlink_metadata(&path)?.is_dir() {
+            append_tree(layer, &path, &name.join(&entry))?;
+        } else {
+            layer.append_path_with_name(&path, name.join(&entry))?;
+        }
+    }
+    Ok(())
+}
+
+fn sorted_names(dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+    let mut names = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<Vec<_>, _>>()?;
+    names.sort();
+    Ok(names)
 }
 
 #[cfg(test)]
@@ -202,6 +243,64 @@ mod tests {
         assert_eq!(
             modules_dep(&set, &|m| default_place(&m.file_name)),
             "extra/a.ko: extra/b.ko\nextra/b.ko: extra/a.ko\n"
+        );
+    }
+
+    #[test]
+    fn the_layer_holds_the_modules_at_the_top_and_in_opt_owned_by_root() {
+        let work = tempfile::tempdir().unwrap();
+        let ko_dir = work.path().join("built");
+        std::fs::create_dir_all(&ko_dir).unwrap();
+        std::fs::write(ko_dir.join("b.ko"), b"B").unwrap();
+        std::fs::write(ko_dir.join("a.ko"), b"A").unwrap();
+        let modules = [module("a.ko", "b"), module("b.ko", "")];
+        let context = work.path().join("image");
+        write_context(
+            &context,
+            "6.1.0-57-amd64",
+            &ko_dir,
+            &modules,
+            &|m| format!("extra/{}", m.file_name),
+            None,
+        )
+        .unwrap();
+        let layer = work.path().join("layer.tar");
+        write_layer(&context, &layer).unwrap();
+        let mut archive = tar::Archive::new(std::fs::File::open(&layer).unwrap());
+        let mut entries = Vec::new();
+        for e in archive.entries().unwrap() {
+            let e = e.unwrap();
+            let h = e.header();
+            assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0));
+            entries.push(
+                e.path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_end_matches('/')
+                    .to_string(),
+            );
+        }
+        assert_eq!(
+            entries,
+            [
+                "a.ko",
+                "b.ko",
+                "opt",
+                "opt/lib",
+                "opt/lib/modules",
+                "opt/lib/modules/6.1.0-57-amd64",
+                "opt/lib/modules/6.1.0-57-amd64/extra",
+                "opt/lib/modules/6.1.0-57-amd64/extra/a.ko",
+                "opt/lib/modules/6.1.0-57-amd64/extra/b.ko",
+                "opt/lib/modules/6.1.0-57-amd64/modules.dep",
+            ]
+        );
+        // The same files, the same layer.
+        let again = work.path().join("again.tar");
+        write_layer(&context, &again).unwrap();
+        assert_eq!(
+            std::fs::read(&layer).unwrap(),
+            std::fs::read(&again).unwrap()
         );
     }
 }

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::make::BuiltFiles;
-use super::{dockerfile, layout, BuildError, Refs, LOG_LINES};
-use crate::engine::{BuildEngine, BuildOutput, BuildRequest, Session};
+use super::{dockerfile, layout, BuildError, Refs};
+use crate::engine::{BuildEngine, Session};
 use crate::kernel::KernelRelease;
 use crate::ko::Module;
 use crate::progress::Progress;
@@ -64,7 +64,6 @@ pub fn deliver<E: ?Sized + BuildEngine>(
         modules,
         files,
         work,
-        progress,
     )?;
     let output_files = match output {
         Some(out) => match out.to_str() {
@@ -82,10 +81,9 @@ pub fn deliver<E: ?Sized + BuildEngine>(
     })
 }
 
-/// Builds `module_ref`, labelled with where it came from and
-/// `extra_labels`; drops the image it replaces when nothing else uses it.
-/// Returns its image ID.
-#[allow(clippy::too_many_arguments)]
+/// Makes `module_ref` (one layer, imported: no image build), labelled
+/// with where it came from and `extra_labels`; drops the image it replaces
+/// when nothing else uses it. Returns its image ID.
 fn package<E: ?Sized + BuildEngine>(
     session: &Session<E>,
     module_ref: &str,
@@ -94,12 +92,12 @@ fn package<E: ?Sized + BuildEngine>(
     modules: &[Module],
     files: &BuiltFiles,
     work: &Path,
-    progress: &mut dyn Progress,
 ) -> Result<String, crate::Error> {
     let engine = session.engine();
     let context = work.join("image");
     let mut labels = layout::labels(provenance, modules);
     labels.extend(extra_labels.iter().cloned());
+    let layer = work.join("image.tar");
     layout::write_context(
         &context,
         provenance.release,
@@ -107,26 +105,17 @@ fn package<E: ?Sized + BuildEngine>(
         modules,
         &|m| files.place(&m.file_name),
         files.depmod_dir.as_deref(),
-        &dockerfile::module_image(&labels),
     )
-    .map_err(BuildError::io("writing the image context"))?;
+    .and_then(|()| layout::write_layer(&context, &layer))
+    .map_err(BuildError::io("writing the image's files"))?;
     let previous = engine.image_id(module_ref)?;
-    let done = engine.build(
-        &BuildRequest {
-            context: context.clone(),
-            dockerfile: context.join("Dockerfile"),
-            output: BuildOutput::Image(module_ref.to_string()),
-            network: false,
-        },
-        &mut |line| progress.log(line),
+    let image_id = engine.import(
+        &layer,
+        module_ref,
+        &dockerfile::module_image_labels(&labels)
+            .into_iter()
+            .collect::<Vec<_>>(),
     )?;
-    if !done.success() {
-        return Err(BuildError::BuildFailed {
-            log: done.last_lines(LOG_LINES),
-        }
-        .into());
-    }
-    let image_id = engine.image_id(module_ref)?.unwrap_or_default();
     if let Some(old) = previous.filter(|old| *old != image_id) {
         // The image this tag named before is now dangling; if it is one of
         // dmb's and nothing else names it, it goes.
