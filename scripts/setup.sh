@@ -50,6 +50,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The test command lints every shell script with shellcheck, dmb's in-container
 # scripts (src/scripts/) among them.
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+# The man page test renders `dmb man` with man -l (groff).
+command -v man >/dev/null 2>&1 || missing+=(man-db)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -q >&2

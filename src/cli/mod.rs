@@ -4,6 +4,7 @@
 
 mod build;
 mod detect;
+mod docs;
 mod kernel;
 mod kmm;
 mod load;
@@ -57,6 +58,10 @@ pub enum Command {
     Kernel(kernel::KernelArgs),
     /// Print a Kubernetes KMM `Module` that loads built images (one per kernel) on a cluster's nodes.
     Kmm(kmm::KmmArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(docs::CompletionsArgs),
+    /// Print dmb's man page (roff), or a command's: `dmb man build | man -l -`.
+    Man(docs::ManArgs),
 }
 
 /// Parses the arguments, runs the command, returns the exit code.
@@ -81,6 +86,8 @@ pub fn main() -> i32 {
         Command::Status(args) => load::status(&cli, args),
         Command::Kernel(args) => kernel::run(&cli, args),
         Command::Kmm(args) => kmm::run(&cli, args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     };
     result.unwrap_or_else(|e| report(&e))
 }
