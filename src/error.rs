@@ -33,6 +33,7 @@ pub const TOOLCHAIN: i32 = 27;
 pub const BAD_REFERENCE: i32 = 28;
 pub const ENGINE_UNREACHABLE: i32 = 30;
 pub const NO_BUILDKIT: i32 = 31;
+pub const NO_PROBE_IMAGE: i32 = 32;
 pub const MAKE_FAILED: i32 = 40;
 pub const NO_MODULES: i32 = 41;
 pub const BAD_MODULES: i32 = 42;
@@ -165,6 +166,7 @@ impl Error {
             Error::Unload(U::NotLoaded { .. }) => NOT_LOADED,
             Error::Unload(U::InUse { .. }) => IN_USE,
             Error::Unload(U::RemoveFailed { .. }) => REMOVE_FAILED,
+            Error::Detect(DetectError::NoProbeImage(_)) => NO_PROBE_IMAGE,
             Error::Build(B::BuildFailed { .. } | B::Io { .. })
             | Error::Detect(_)
             | Error::Source(S::Io { .. })
@@ -223,6 +225,9 @@ impl Error {
             }
             Error::Engine(En::Unreachable { .. }) => {
                 "start Docker Desktop (or `dockerd`), or set DOCKER_HOST (or a docker context) to an engine that runs".into()
+            }
+            Error::Detect(DetectError::NoProbeImage(_)) => {
+                "load an image with sh, nsenter, zcat and insmod into the engine (`docker load -i busybox.tar`, from any machine with `docker save busybox`), or name one with --probe-image (DMB_PROBE_IMAGE)".into()
             }
             Error::Engine(En::NoBuildKit | En::NoBuildx) => {
                 "install the buildx plugin, or use --builder legacy".into()

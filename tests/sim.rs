@@ -66,17 +66,23 @@ fn a_module_built_by_dmb_loads_in_the_sim_and_a_restart_unloads_it() {
         "{yml}"
     );
 
-    // dmb finds all of that by itself: release, the kernel image named in
-    // linuxkit.yml, the kit's builder (the kernel image's label), the config.
-    let mut detect = Command::new(env!("CARGO_BIN_EXE_dmb"));
-    detect
-        .env("DOCKER_HOST", &host)
-        .env("DMB_PROBE_IMAGE", BUSYBOX)
-        .env("DMB_CACHE_DIR", cache_dir())
-        .args(["detect", "--json"])
-        .current_dir(root());
+    // dmb finds all of that by itself, run as a user runs it (no DMB_*
+    // variable): release, the kernel image named in linuxkit.yml, the kit's
+    // builder (the kernel image's label), the config; and an image to probe
+    // with that the VM's engine has (it has no `busybox`, and no registry
+    // is in reach).
+    let user_cache = tempfile::tempdir().unwrap();
+    let mut detect = user_dmb(&host, user_cache.path());
+    detect.args(["detect", "--json"]);
     let found: serde_json::Value =
         serde_json::from_str(&run_ok(detect, 3 * MIN, "dmb detect (in the VM)")).unwrap();
+    assert_eq!(found["probe_image"], BUSYBOX);
+    assert!(
+        found["notes"]
+            .to_string()
+            .contains("the engine has no `busybox`"),
+        "{found}"
+    );
     assert_eq!(found["release"], kit.kver.as_str());
     assert_eq!(found["platform"], "docker-desktop");
     assert_eq!(found["vm_files"], true);
@@ -170,6 +176,36 @@ fn a_module_built_by_dmb_loads_in_the_sim_and_a_restart_unloads_it() {
         "hello survived the restart: {loaded:?}"
     );
 
+    // dmb load and dmb status as a user runs them: the probe and the
+    // loader run in the image the VM's engine has.
+    let mut load = user_dmb(&host, user_cache.path());
+    load.args(["load", "dmb-test/sim-hello"]);
+    run_ok(load, 5 * MIN, "dmb load with defaults (in the VM)");
+    assert!(
+        loaded_modules(&host).contains(&"hello".to_string()),
+        "dmb load did not load hello"
+    );
+    let mut status = user_dmb(&host, user_cache.path());
+    status.args(["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_str(&run_ok(
+        status,
+        3 * MIN,
+        "dmb status with defaults (in the VM)",
+    ))
+    .unwrap();
+    assert!(
+        s["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "hello" && m["loaded"] == true),
+        "{s}"
+    );
+    let mut unload = user_dmb(&host, user_cache.path());
+    unload.args(["unload", "hello"]);
+    run_ok(unload, 3 * MIN, "dmb unload with defaults (in the VM)");
+    assert!(!loaded_modules(&host).contains(&"hello".to_string()));
+
     run_ok(sim.script("down"), DOWN, "sim.sh down");
     let status = sim.status();
     assert_eq!(
@@ -219,4 +255,19 @@ fn insmod(host: &str, image: &str, ko: &Path) {
         "insmod in the VM",
     );
     assert!(out.status.success(), "insmod failed: {}", stderr(&out));
+}
+
+/// dmb as a user runs it against the VM: no DMB_*, KERNEL_REF or BUILD_REF
+/// variable, a cache of its own.
+fn user_dmb(host: &str, cache: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dmb"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DMB_") || k == "KERNEL_REF" || k == "BUILD_REF" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("DOCKER_HOST", host)
+        .env("XDG_CACHE_HOME", cache)
+        .current_dir(root());
+    cmd
 }

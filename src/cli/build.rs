@@ -434,7 +434,6 @@ fn settle_refs(
             source: args.synthesis.kernel_source.clone(),
             sha256: args.synthesis.kernel_sha256.clone(),
             patches: args.synthesis.kernel_patches.clone(),
-            probe_image: args.probe.probe_image.clone(),
         };
         if let Some(made) =
             synth::auto::kernel_ref(&session, &found, args.build_ref.as_deref(), &auto, terminal)?

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use super::output::{print_result, Terminal};
 use super::{connect, Cli, Outcome};
+use crate::detect::probe_image::ProbeImage;
 use crate::detect::{self, DetectOptions, Detection};
 use crate::engine::{BuilderPreference, Session};
 use crate::module_build::in_tree;
@@ -11,9 +12,13 @@ use crate::synth::Snapshot;
 
 #[derive(Debug, clap::Args, Clone)]
 pub struct ProbeArgs {
-    /// Small image (sh, nsenter, zcat) for the container that reads the kernel's facts.
-    #[arg(long, env = "DMB_PROBE_IMAGE", default_value = "busybox")]
-    pub probe_image: String,
+    /// Small image (sh, nsenter, zcat, insmod) for the containers that read
+    /// the kernel's facts and load modules. Default: `busybox` when the
+    /// engine has it, else the first image of the engine that has those
+    /// tools (the one chosen last time, BUILD_REF, another busybox, a build
+    /// environment), else `busybox` pulled.
+    #[arg(long, env = "DMB_PROBE_IMAGE", value_name = "IMAGE")]
+    pub probe_image: Option<String>,
 
     /// Do not enter the VM with a privileged container; read only what an
     /// ordinary container sees (no /etc/linuxkit.yml, no /boot, no /lib/modules).
@@ -24,8 +29,22 @@ pub struct ProbeArgs {
 impl ProbeArgs {
     pub fn options(&self) -> DetectOptions {
         DetectOptions {
-            probe_image: self.probe_image.clone(),
+            probe_image: self.probe_image(),
             vm_files: !self.no_vm_files,
+        }
+    }
+
+    /// As named, or dmb's choice (BUILD_REF, when set, among the hints).
+    pub fn probe_image(&self) -> ProbeImage {
+        match &self.probe_image {
+            Some(image) => ProbeImage::Named(image.clone()),
+            None => ProbeImage::Auto {
+                hints: std::env::var("BUILD_REF")
+                    .ok()
+                    .filter(|b| !b.is_empty())
+                    .into_iter()
+                    .collect(),
+            },
         }
     }
 }
@@ -55,7 +74,7 @@ pub fn run(cli: &Cli, args: &DetectArgs) -> Outcome {
     let t = detect::detect(&session, &args.probe.options())?;
     if let Some(path) = &args.save {
         let mut terminal = Terminal { quiet: false };
-        let snapshot = Snapshot::take(&session, &t, &args.probe.probe_image, &mut terminal)?;
+        let snapshot = Snapshot::take(&session, &t, &t.probe_image, &mut terminal)?;
         snapshot.write(path)?;
         eprintln!(
             "dmb: saved a snapshot of {} to {}: the CRCs {} modules record ({} symbols), {} exports listed, {}",

@@ -83,7 +83,7 @@ fn synthesize(cli: &Cli, args: &SynthesizeArgs) -> Outcome {
         Some(s) => s,
         None => {
             let detection = detect::detect(&session, &args.probe.options())?;
-            Snapshot::take(&session, &detection, &args.probe.probe_image, &mut terminal)?
+            Snapshot::take(&session, &detection, &detection.probe_image, &mut terminal)?
         }
     };
     let source = source_for(&snapshot, args.source.as_deref(), &mut terminal)?;

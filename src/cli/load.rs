@@ -198,7 +198,7 @@ pub fn unload(cli: &Cli, args: &UnloadArgs) -> Outcome {
         names: args.names.clone(),
         persist: args.persist,
         dry_run: args.dry_run,
-        image: args.probe.probe_image.clone(),
+        image: args.probe.probe_image(),
     };
     let outcome = unload::unload(&engine, &opts, &mut Terminal { quiet: false })?;
     let _ = write_unload(&mut std::io::stdout().lock(), &outcome);
@@ -225,7 +225,7 @@ fn write_unload(out: &mut impl Write, o: &UnloadOutcome) -> std::io::Result<()> 
 
 pub fn status(cli: &Cli, args: &StatusArgs) -> Outcome {
     let engine = connect(cli, BuilderPreference::Legacy)?;
-    let s = status::status(&engine, &args.probe.probe_image)?;
+    let s = status::status(&engine, &args.probe.probe_image())?;
     print_result(args.json, &s, write_status);
     Ok(0)
 }

@@ -10,6 +10,7 @@ pub mod images;
 pub mod linuxkit;
 pub mod loaded;
 pub mod platform;
+pub mod probe_image;
 
 use std::collections::BTreeMap;
 
@@ -82,6 +83,9 @@ pub struct Detection {
     #[serde(skip)]
     pub aliases: BTreeMap<String, Vec<String>>,
     pub notes: Vec<String>,
+    /// The image that ran the probe (the loader's image too, unless told
+    /// otherwise).
+    pub probe_image: String,
     #[serde(skip)]
     pub config: KernelConfig,
 }
@@ -99,13 +103,15 @@ pub enum DetectError {
     NoRelease,
     #[error("the probe container printed a release dmb cannot use: {0}")]
     BadRelease(#[from] BadRelease),
+    #[error(transparent)]
+    NoProbeImage(#[from] probe_image::NoProbeImage),
 }
 
 /// How to look.
 #[derive(Debug, Clone)]
 pub struct DetectOptions {
-    /// A small image with sh, nsenter, zcat (busybox).
-    pub probe_image: String,
+    /// The image with sh, nsenter, zcat, insmod… (busybox) that probes.
+    pub probe_image: probe_image::ProbeImage,
     /// Enter the VM's mount namespace with a privileged container. Off, only
     /// what an ordinary container sees is read (no linuxkit.yml, no /boot).
     pub vm_files: bool,
@@ -120,9 +126,11 @@ pub fn detect<E: ?Sized + Base>(
     opts: &DetectOptions,
 ) -> Result<Detection, crate::Error> {
     let mut notes = Vec::new();
+    let probe = opts.probe_image.settle(session)?;
+    notes.extend(probe.why.clone());
     let run = |vm: bool| {
         let mut request = session.request(
-            &opts.probe_image,
+            &probe.image,
             if vm { "detect-vm" } else { "detect" },
             scripts::PROBE,
         );
@@ -228,6 +236,7 @@ pub fn detect<E: ?Sized + Base>(
             sections.get("builtin_aliases").map_or("", |s| s),
         ),
         notes,
+        probe_image: probe.image,
         config,
         proc_version,
         release,

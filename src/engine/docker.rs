@@ -133,12 +133,12 @@ impl DockerCli {
         let (status, stderr) = stream.finish(false).map_err(|e| run_error(&inv, e))?;
         if !status.success() {
             return Err(EngineError::Command {
-                command: inv.display(),
+                command: inv.summary(),
                 detail: stderr.trim().to_string(),
             });
         }
         read.map_err(|detail| EngineError::Stream {
-            command: inv.display(),
+            command: inv.summary(),
             detail,
         })
     }
@@ -171,7 +171,7 @@ impl DockerCli {
             Ok(done)
         } else {
             Err(EngineError::Command {
-                command: inv.display(),
+                command: inv.summary(),
                 detail: last_meaningful_line(&done.output_tail),
             })
         }
@@ -185,7 +185,7 @@ impl DockerCli {
             Ok(done)
         } else {
             Err(EngineError::Command {
-                command: inv.display(),
+                command: inv.summary(),
                 detail: last_meaningful_line(&done.output_tail),
             })
         }
@@ -269,7 +269,7 @@ fn run_error(inv: &Invocation, e: RunError) -> EngineError {
     match e {
         RunError::Interrupted => EngineError::Interrupted,
         other => EngineError::Command {
-            command: inv.display(),
+            command: inv.summary(),
             detail: other.to_string(),
         },
     }
@@ -313,7 +313,7 @@ impl Images for DockerCli {
             Ok(None)
         } else {
             Err(EngineError::Command {
-                command: inv.display(),
+                command: inv.summary(),
                 detail: last_meaningful_line(&done.output_tail),
             })
         }
@@ -337,6 +337,28 @@ impl Images for DockerCli {
     fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
         let inv = self.invocation().args(["image", "rm", "--", reference]);
         self.run_cleanup(&inv).map(|_| ())
+    }
+
+    fn local_images(&self, label: Option<&str>) -> Result<Vec<String>, EngineError> {
+        let mut inv =
+            self.invocation()
+                .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+        if let Some(label) = label {
+            inv = inv.args(["--filter", &format!("label={label}")]);
+        }
+        Ok(self
+            .run_checked(&inv)?
+            .stdout
+            .lines()
+            .map(str::trim)
+            .filter(|r| !r.is_empty() && !r.contains("<none>"))
+            .map(str::to_string)
+            .collect())
+    }
+
+    fn pull(&self, reference: &str) -> Result<(), EngineError> {
+        let inv = self.invocation().args(["pull", "--quiet", "--", reference]);
+        self.run_checked(&inv).map(|_| ())
     }
 
     fn prune_dangling(&self, label: &str, value: &str) -> Result<(), EngineError> {
@@ -414,7 +436,7 @@ impl Containers for DockerCli {
             Some(_) => Ok(None),
             None if !status.success() && mentions_absence(&stderr) => Ok(None),
             None => Err(EngineError::Command {
-                command: inv.display(),
+                command: inv.summary(),
                 detail: stderr.trim().to_string(),
             }),
         }
@@ -440,12 +462,12 @@ impl Containers for DockerCli {
         match outcome {
             Some(Ok(())) => Ok(true),
             Some(Err(detail)) => Err(EngineError::Stream {
-                command: inv.display(),
+                command: inv.summary(),
                 detail,
             }),
             None if status.success() || mentions_absence(&stderr) => Ok(false),
             None => Err(EngineError::Command {
-                command: inv.display(),
+                command: inv.summary(),
                 detail: stderr.trim().to_string(),
             }),
         }
@@ -584,14 +606,14 @@ impl Lifecycle for DockerCli {
         let (status, stderr) = stream.finish(abandon).map_err(|e| run_error(&inv, e))?;
         if !status.success() && !abandon {
             return Err(EngineError::Command {
-                command: inv.display(),
+                command: inv.summary(),
                 detail: last_meaningful_line(
                     &stderr.lines().map(str::to_string).collect::<Vec<_>>(),
                 ),
             });
         }
         outcome.map(|_| ()).map_err(|detail| EngineError::Stream {
-            command: inv.display(),
+            command: inv.summary(),
             detail,
         })
     }
@@ -649,7 +671,7 @@ impl Lifecycle for DockerCli {
             .filter(|l| !l.trim().is_empty())
             .map(|line| {
                 parse_container_line(line).map_err(|detail| EngineError::Stream {
-                    command: inspect.display(),
+                    command: inspect.summary(),
                     detail,
                 })
             })

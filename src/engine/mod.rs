@@ -196,6 +196,13 @@ pub trait Images {
     /// Removes an image by tag or ID.
     fn remove_image(&self, reference: &str) -> Result<(), EngineError>;
 
+    /// The tagged local images (`repository:tag`), those carrying `label`
+    /// (`key` or `key=value`) when one is given, newest first.
+    fn local_images(&self, label: Option<&str>) -> Result<Vec<String>, EngineError>;
+
+    /// Pulls an image from its registry.
+    fn pull(&self, reference: &str) -> Result<(), EngineError>;
+
     /// Removes dangling images carrying `label=value` (a failed or
     /// interrupted legacy build leaves its finished steps behind).
     fn prune_dangling(&self, label: &str, value: &str) -> Result<(), EngineError>;

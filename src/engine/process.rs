@@ -68,6 +68,35 @@ impl Invocation {
         words.join(" ")
     }
 
+    /// The command line as an error names it: one line, the scripts and
+    /// other long arguments elided (`-v` shows them whole, before each
+    /// command runs).
+    pub fn summary(&self) -> String {
+        let mut words = vec![quote(&self.program.to_string_lossy())];
+        let mut skip_value = false;
+        for arg in &self.args {
+            let arg = arg.to_string_lossy();
+            if skip_value {
+                skip_value = false;
+                continue;
+            }
+            // Labels and environment say nothing about what failed.
+            if arg == "--label" || arg == "--env" {
+                skip_value = true;
+                continue;
+            }
+            words.push(if arg.contains('\n') {
+                format!("<script of {} lines>", arg.lines().count())
+            } else if arg.chars().count() > SUMMARY_ARG {
+                let head: String = arg.chars().take(SUMMARY_ARG).collect();
+                format!("{}…", quote(&head))
+            } else {
+                quote(&arg)
+            });
+        }
+        words.join(" ")
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args);
@@ -81,6 +110,9 @@ impl Invocation {
         cmd
     }
 }
+
+/// The longest argument [`Invocation::summary`] shows whole.
+const SUMMARY_ARG: usize = 80;
 
 fn quote(word: &str) -> String {
     let plain = !word.is_empty()
@@ -359,6 +391,32 @@ mod tests {
             inv.display(),
             r"DOCKER_BUILDKIT=1 docker build -t kernel-module 'a b' 'it'\''s'"
         );
+    }
+
+    #[test]
+    fn a_summary_is_one_line_without_scripts_labels_or_env() {
+        let script = "#!/bin/sh\n# What the kernel says\nuname -r\n";
+        let long = "x".repeat(200);
+        let inv = Invocation::new("docker")
+            .args(["run", "--rm", "--label", "dmb.session=1", "--env", "A=b"])
+            .args([
+                "--entrypoint",
+                "/bin/sh",
+                "--",
+                "busybox",
+                "-c",
+                script,
+                &long,
+            ]);
+        let summary = inv.summary();
+        assert_eq!(
+            summary,
+            format!(
+                "docker run --rm --entrypoint /bin/sh -- busybox -c <script of 3 lines> {}…",
+                "x".repeat(80)
+            )
+        );
+        assert!(!summary.contains('\n'));
     }
 
     #[test]

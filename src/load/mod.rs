@@ -118,6 +118,8 @@ pub fn load<E: ?Sized + Engine>(
 
     progress.step("detecting the running kernel");
     let detection = detect::detect(&session, &opts.detect)?;
+    // The loader runs in the image that probed.
+    let probe_image = detection.probe_image.clone();
     let mut notes = detection.notes.clone();
     if !detection.vm_files {
         notes.push("the VM's own files were not read: dependencies from its /lib/modules and its installed modules' CRCs are out of reach".into());
@@ -130,7 +132,14 @@ pub fn load<E: ?Sized + Engine>(
         loaded: &detection.loaded,
         aliases: &detection.aliases,
     };
-    let modules = with_dependencies(&session, opts, &kernel, given, scratch.path(), progress)?;
+    let modules = with_dependencies(
+        &session,
+        &probe_image,
+        &kernel,
+        given,
+        scratch.path(),
+        progress,
+    )?;
     let load_plan = plan::plan(&modules, &opts.params, &kernel)?;
 
     let (check_report, crc_source) = if opts.check {
@@ -139,7 +148,7 @@ pub fn load<E: ?Sized + Engine>(
             &detection,
             opts.crcs,
             opts.kernel_ref.as_deref(),
-            &opts.detect.probe_image,
+            &probe_image,
             &modules,
             progress,
         )?;
@@ -177,11 +186,11 @@ pub fn load<E: ?Sized + Engine>(
             "inserting {} (a container with CAP_SYS_MODULE only, no network)",
             inserts.join(", ")
         ));
-        outcome.inserted = insert::insert(&session, &opts.detect.probe_image, &stage)?;
+        outcome.inserted = insert::insert(&session, &probe_image, &stage)?;
     }
     record::record_load(
         &session,
-        &opts.detect.probe_image,
+        &probe_image,
         &record,
         &stage,
         &detection.loaded,
@@ -194,7 +203,7 @@ pub fn load<E: ?Sized + Engine>(
 /// from the VM's own tree (whose modules may need more of it).
 fn with_dependencies<E: ?Sized + Engine>(
     session: &Session<E>,
-    opts: &LoadOptions,
+    probe_image: &str,
     kernel: &plan::Kernel,
     given: module_files::GivenModules,
     scratch: &std::path::Path,
@@ -222,7 +231,7 @@ fn with_dependencies<E: ?Sized + Engine>(
             from_vm.keys().cloned().collect::<Vec<_>>().join(", ")
         ));
         let paths: Vec<String> = from_vm.values().cloned().collect();
-        let files = vm::fetch_files(session, &opts.detect.probe_image, &paths, &vm_dir)?;
+        let files = vm::fetch_files(session, probe_image, &paths, &vm_dir)?;
         if files.len() != paths.len() {
             return Err(LoadError::Io {
                 what: "copying modules out of the VM".into(),

@@ -44,8 +44,13 @@ pub struct Status {
 }
 
 /// What dmb loaded, and whether it is still there.
-pub fn status<E: ?Sized + Engine>(engine: &E, image: &str) -> Result<Status, crate::Error> {
-    let loaded = loaded_modules(&Session::new(engine), image)?;
+pub fn status<E: ?Sized + Engine>(
+    engine: &E,
+    image: &crate::detect::probe_image::ProbeImage,
+) -> Result<Status, crate::Error> {
+    let session = Session::new(engine);
+    let image = image.settle(&session)?.image;
+    let loaded = loaded_modules(&session, &image)?;
     let (loaders, notes) = record::loaders(engine)?;
     Ok(status_of(&loaded, &loaders, notes))
 }

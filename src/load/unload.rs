@@ -46,7 +46,7 @@ pub struct UnloadOptions {
     pub persist: bool,
     pub dry_run: bool,
     /// The small image (busybox) that reads the state and unloads.
-    pub image: String,
+    pub image: crate::detect::probe_image::ProbeImage,
 }
 
 /// Unloads `names`, users first, and with them the dependencies dmb loaded
@@ -57,7 +57,8 @@ pub fn unload<E: ?Sized + Engine>(
     progress: &mut dyn Progress,
 ) -> Result<UnloadOutcome, crate::Error> {
     let session = Session::new(engine);
-    let loaded = loaded_modules(&session, &opts.image)?;
+    let image = opts.image.settle(&session)?.image;
+    let loaded = loaded_modules(&session, &image)?;
     let (loaders, mut notes) = record::loaders(engine)?;
     let names: Vec<String> = opts
         .names
@@ -82,9 +83,9 @@ pub fn unload<E: ?Sized + Engine>(
             "unloading {} (a container with CAP_SYS_MODULE only, no network)",
             plan.order.join(", ")
         ));
-        outcome.unloaded = remove(&session, &opts.image, &plan.order)?;
+        outcome.unloaded = remove(&session, &image, &plan.order)?;
     }
-    update_loaders(&session, opts, &loaders, &plan.gone, &mut outcome)?;
+    update_loaders(&session, opts, &image, &loaders, &plan.gone, &mut outcome)?;
     Ok(outcome)
 }
 
@@ -135,6 +136,7 @@ fn remove<E: ?Sized + Engine>(
 fn update_loaders<E: ?Sized + Engine>(
     session: &Session<E>,
     opts: &UnloadOptions,
+    image: &str,
     loaders: &[Loader],
     gone: &[String],
     outcome: &mut UnloadOutcome,
@@ -186,7 +188,7 @@ fn update_loaders<E: ?Sized + Engine>(
             &[],
             session.id(),
         );
-        record::create_loader(engine, &name, &opts.image, &record, dir.path())?;
+        record::create_loader(engine, &name, image, &record, dir.path())?;
         outcome
             .loaders_changed
             .push(format!("{container} → {name}"));

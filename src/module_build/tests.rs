@@ -116,6 +116,15 @@ impl Images for Fake {
         self.call(format!("prune {label}"));
         Ok(())
     }
+
+    fn local_images(&self, _: Option<&str>) -> Result<Vec<String>, EngineError> {
+        Ok(self.images.borrow().keys().cloned().collect())
+    }
+
+    fn pull(&self, reference: &str) -> Result<(), EngineError> {
+        self.call(format!("pull {reference}"));
+        Ok(())
+    }
 }
 
 impl Builds for Fake {

@@ -18,6 +18,9 @@ pub const RECORD: &str = "@@dmb:";
 
 /// What the kernel and its VM say (`$1`: `all` or `loaded`); sections.
 pub const PROBE: &str = include_str!("probe.sh");
+/// Whether an image has the tools of the probe and the loader: `lacks`
+/// records.
+pub const PROBE_NEEDS: &str = include_str!("probe_needs.sh");
 /// The header trees of a build environment: `tree`, `has` records.
 pub const TREE_LISTING: &str = include_str!("tree_listing.sh");
 /// The tools and package manager of a builder image: `tool`, `pm` records.
@@ -193,6 +196,7 @@ mod tests {
             SNAPSHOT,
             SYNTH_SOURCE,
             SYNTH_PACK,
+            PROBE_NEEDS,
         ] {
             assert!(script.starts_with("#!/bin/sh\n"), "{script}");
             // Only the one dialect: no record prefix other than RECORD.

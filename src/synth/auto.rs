@@ -19,7 +19,6 @@ pub struct AutoSynthesis {
     pub source: Option<String>,
     pub sha256: Option<String>,
     pub patches: Vec<String>,
-    pub probe_image: String,
 }
 
 /// A synthesized kernel image to build against.
@@ -118,7 +117,7 @@ pub fn kernel_ref<E: ?Sized + Engine>(
             .into());
         }
     }
-    let snapshot = Snapshot::take(session, found, &auto.probe_image, progress)?;
+    let snapshot = Snapshot::take(session, found, &found.probe_image, progress)?;
     let opts = SynthOptions {
         source,
         sha256: auto.sha256.clone(),

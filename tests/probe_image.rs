@@ -1,0 +1,111 @@
+//! Which image runs the probe when none is named: one the engine has,
+//! checked, against this machine's engine (which has no `busybox` tag and
+//! reaches no registry). The refusals (an image that lacks a tool, no image
+//! at all: exit 32) are unit tests of `detect::probe_image`: an engine of
+//! the test's own would need a dockerd with `--bridge none`, and such a
+//! dockerd deletes the host's `docker0` bridge when it starts.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+/// dmb as a user runs it: no DMB_*, KERNEL_REF or BUILD_REF variable, a
+/// cache of its own (so no earlier choice is remembered), only what an
+/// ordinary container sees (never a privileged container here).
+fn user_dmb(cache: &Path, docker_host: Option<&str>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dmb"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DMB_") || k == "KERNEL_REF" || k == "BUILD_REF" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("XDG_CACHE_HOME", cache).current_dir(root());
+    match docker_host {
+        Some(host) => cmd.env("DOCKER_HOST", host),
+        None => cmd.env_remove("DOCKER_HOST"),
+    };
+    cmd
+}
+
+fn detect_json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn detect_with_defaults_runs_in_an_image_the_engine_has() {
+    // The kit's busybox is `dmb-kit/busybox`: no image is tagged `busybox`.
+    let kit_busybox = busybox();
+    let _engine = engine_lock();
+    let plain_busybox = Command::new("docker")
+        .args(["image", "inspect", "busybox"])
+        .output()
+        .unwrap();
+    assert!(
+        !plain_busybox.status.success(),
+        "this test wants an engine without a `busybox` image"
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let before = EngineState::now();
+    let out = user_dmb(cache.path(), None)
+        .args(["detect", "--json", "--no-vm-files"])
+        .output()
+        .unwrap();
+    let t = detect_json(&out);
+    before.assert_unchanged();
+    let chosen = t["probe_image"].as_str().unwrap().to_string();
+    assert_eq!(chosen, kit_busybox, "{t}");
+    let notes = t["notes"].to_string();
+    assert!(
+        notes.contains(&format!(
+            "probe image {chosen}: the engine has no `busybox`"
+        )),
+        "{notes}"
+    );
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(t["release"], release.trim());
+    // The choice is remembered: the next run checks nothing again.
+    let again = user_dmb(cache.path(), None)
+        .args(["-v", "detect", "--json", "--no-vm-files"])
+        .output()
+        .unwrap();
+    assert_eq!(detect_json(&again)["probe_image"], chosen.as_str());
+    assert!(
+        !stderr(&again).contains("probe-check"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+/// An engine command that fails is one line: what ran (its script elided)
+/// and the engine's own message; never the script.
+#[test]
+fn a_failing_engine_command_is_reported_in_one_line() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = user_dmb(cache.path(), None)
+        .args([
+            "detect",
+            "--no-vm-files",
+            "--probe-image",
+            "dmb-test/not-here:1",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].starts_with("dmb: error: `docker run"), "{err}");
+    assert!(
+        lines[0].contains("dmb-test/not-here:1 -c <script of "),
+        "{err}"
+    );
+    assert!(lines[0].contains("failed: "), "{err}");
+    assert!(
+        !err.contains("#!/bin/sh") && !err.contains("uname"),
+        "{err}"
+    );
+}
