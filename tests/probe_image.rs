@@ -12,21 +12,11 @@ use std::process::{Command, Output};
 
 use common::*;
 
-/// dmb as a user runs it: no DMB_*, KERNEL_REF or BUILD_REF variable, a
-/// cache of its own (so no earlier choice is remembered), only what an
-/// ordinary container sees (never a privileged container here).
-fn user_dmb(cache: &Path, docker_host: Option<&str>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dmb"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DMB_") || k == "KERNEL_REF" || k == "BUILD_REF" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CACHE_HOME", cache).current_dir(root());
-    match docker_host {
-        Some(host) => cmd.env("DOCKER_HOST", host),
-        None => cmd.env_remove("DOCKER_HOST"),
-    };
+/// dmb as a user runs it (`common::user_dmb`) against this machine's
+/// engine, with a cache of its own (so no earlier choice is remembered).
+fn user_dmb_with_cache(cache: &Path) -> Command {
+    let mut cmd = user_dmb();
+    cmd.env("XDG_CACHE_HOME", cache).env_remove("DOCKER_HOST");
     cmd
 }
 
@@ -50,7 +40,7 @@ fn detect_with_defaults_runs_in_an_image_the_engine_has() {
     );
     let cache = tempfile::tempdir().unwrap();
     let before = EngineState::now();
-    let out = user_dmb(cache.path(), None)
+    let out = user_dmb_with_cache(cache.path())
         .args(["detect", "--json", "--no-vm-files"])
         .output()
         .unwrap();
@@ -68,7 +58,7 @@ fn detect_with_defaults_runs_in_an_image_the_engine_has() {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     assert_eq!(t["release"], release.trim());
     // The choice is remembered: the next run checks nothing again.
-    let again = user_dmb(cache.path(), None)
+    let again = user_dmb_with_cache(cache.path())
         .args(["-v", "detect", "--json", "--no-vm-files"])
         .output()
         .unwrap();
@@ -85,7 +75,7 @@ fn detect_with_defaults_runs_in_an_image_the_engine_has() {
 #[test]
 fn a_failing_engine_command_is_reported_in_one_line() {
     let cache = tempfile::tempdir().unwrap();
-    let out = user_dmb(cache.path(), None)
+    let out = user_dmb_with_cache(cache.path())
         .args([
             "detect",
             "--no-vm-files",

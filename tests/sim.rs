@@ -72,7 +72,7 @@ fn a_module_built_by_dmb_loads_in_the_sim_and_a_restart_unloads_it() {
     // with that the VM's engine has (it has no `busybox`, and no registry
     // is in reach).
     let user_cache = tempfile::tempdir().unwrap();
-    let mut detect = user_dmb(&host, user_cache.path());
+    let mut detect = user_dmb_in(&host, user_cache.path());
     detect.args(["detect", "--json"]);
     let found: serde_json::Value =
         serde_json::from_str(&run_ok(detect, 3 * MIN, "dmb detect (in the VM)")).unwrap();
@@ -178,14 +178,14 @@ fn a_module_built_by_dmb_loads_in_the_sim_and_a_restart_unloads_it() {
 
     // dmb load and dmb status as a user runs them: the probe and the
     // loader run in the image the VM's engine has.
-    let mut load = user_dmb(&host, user_cache.path());
+    let mut load = user_dmb_in(&host, user_cache.path());
     load.args(["load", "dmb-test/sim-hello"]);
     run_ok(load, 5 * MIN, "dmb load with defaults (in the VM)");
     assert!(
         loaded_modules(&host).contains(&"hello".to_string()),
         "dmb load did not load hello"
     );
-    let mut status = user_dmb(&host, user_cache.path());
+    let mut status = user_dmb_in(&host, user_cache.path());
     status.args(["status", "--json"]);
     let s: serde_json::Value = serde_json::from_str(&run_ok(
         status,
@@ -201,7 +201,7 @@ fn a_module_built_by_dmb_loads_in_the_sim_and_a_restart_unloads_it() {
             .any(|m| m["name"] == "hello" && m["loaded"] == true),
         "{s}"
     );
-    let mut unload = user_dmb(&host, user_cache.path());
+    let mut unload = user_dmb_in(&host, user_cache.path());
     unload.args(["unload", "hello"]);
     run_ok(unload, 3 * MIN, "dmb unload with defaults (in the VM)");
     assert!(!loaded_modules(&host).contains(&"hello".to_string()));
@@ -257,17 +257,10 @@ fn insmod(host: &str, image: &str, ko: &Path) {
     assert!(out.status.success(), "insmod failed: {}", stderr(&out));
 }
 
-/// dmb as a user runs it against the VM: no DMB_*, KERNEL_REF or BUILD_REF
-/// variable, a cache of its own.
-fn user_dmb(host: &str, cache: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dmb"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DMB_") || k == "KERNEL_REF" || k == "BUILD_REF" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("DOCKER_HOST", host)
-        .env("XDG_CACHE_HOME", cache)
-        .current_dir(root());
+/// dmb as a user runs it (`common::user_dmb`) against the VM, with a
+/// cache of its own.
+fn user_dmb_in(host: &str, cache: &Path) -> Command {
+    let mut cmd = user_dmb();
+    cmd.env("DOCKER_HOST", host).env("XDG_CACHE_HOME", cache);
     cmd
 }

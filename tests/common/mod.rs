@@ -107,6 +107,19 @@ pub fn dmb(flavour: Flavour) -> Command {
     cmd
 }
 
+/// dmb as a user runs it: no DMB_*, KERNEL_REF or BUILD_REF variable
+/// (defaults are what users get), in the repository.
+pub fn user_dmb() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dmb"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DMB_") || k == "KERNEL_REF" || k == "BUILD_REF" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.current_dir(root());
+    cmd
+}
+
 /// dmb's cache for one test binary, empty when the binary starts: each
 /// binary reads kernel images afresh once, then from the cache.
 pub fn cache_dir() -> &'static Path {
