@@ -1,5 +1,5 @@
 //! dmb's caches on the host: `DMB_CACHE_DIR`, else `$XDG_CACHE_HOME/dmb`,
-//! else `~/.cache/dmb`. Each holds what dmb read from an image, filed under
+//! else `~/.cache/dmb` (`%LOCALAPPDATA%\dmb` on Windows). Each holds what dmb read from an image, filed under
 //! the image's ID: an ID is the hash of the image's content, so an entry
 //! can never go stale. A cache is an optimisation: failing to read or write
 //! one is never an error.
@@ -16,11 +16,7 @@ pub fn dir() -> Option<PathBuf> {
                 .filter(|v| !v.is_empty())
                 .map(|d| PathBuf::from(d).join("dmb"))
         })
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".cache/dmb"))
-        })
+        .or_else(|| crate::platform::user_cache_home().map(|h| h.join("dmb")))
 }
 
 /// The file of cache `kind` (`kernel-facts`) for an image ID.

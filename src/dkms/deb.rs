@@ -68,7 +68,7 @@ fn unpack_tree(reader: impl Read, into: &Path) -> Result<PathBuf, String> {
             let mode = entry.header().mode().unwrap_or(0o644) & 0o755;
             let mut out = std::fs::File::create(&dest).map_err(|e| e.to_string())?;
             std::io::copy(&mut entry, &mut out).map_err(|e| e.to_string())?;
-            set_mode(&dest, mode)?;
+            crate::platform::set_mode(&dest, mode).map_err(|e| e.to_string())?;
             if rest == Path::new("dkms.conf") {
                 with_conf = Some(dest_tree.clone());
             }
@@ -81,7 +81,7 @@ fn unpack_tree(reader: impl Read, into: &Path) -> Result<PathBuf, String> {
                 if let Some(parent) = dest.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
                 }
-                symlink(&target, &dest)?;
+                crate::platform::symlink(&target, &dest).map_err(|e| e.to_string())?;
             }
         }
         trees.insert(tree);
@@ -131,27 +131,6 @@ fn stays_inside(at: &Path, target: &Path) -> bool {
         }
     }
     true
-}
-
-#[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())
-}
-
-#[cfg(not(unix))]
-fn set_mode(_: &Path, _: u32) -> Result<(), String> {
-    Ok(())
-}
-
-#[cfg(unix)]
-fn symlink(target: &Path, at: &Path) -> Result<(), String> {
-    std::os::unix::fs::symlink(target, at).map_err(|e| e.to_string())
-}
-
-#[cfg(not(unix))]
-fn symlink(_: &Path, _: &Path) -> Result<(), String> {
-    Ok(())
 }
 
 #[cfg(test)]

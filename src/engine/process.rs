@@ -3,17 +3,13 @@
 
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-
-use crate::interrupt;
+use crate::{interrupt, platform};
 
 /// How long a child gets to stop after SIGINT before it is killed.
 const GRACE: Duration = Duration::from_secs(20);
@@ -103,9 +99,7 @@ impl Invocation {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        // Own process group: a terminal's Ctrl-C reaches dmb only, which then
-        // decides how to stop the child and what to clean up.
-        cmd.process_group(0);
+        crate::platform::own_process_group(&mut cmd);
         cmd.stdin(Stdio::null());
         cmd
     }
@@ -269,20 +263,20 @@ pub fn run(
 }
 
 /// First Ctrl-C: SIGINT to the child's group (the docker CLI cancels the
-/// build). After the grace period: SIGKILL.
+/// build). After the grace period, or at once where no SIGINT can be sent:
+/// killed.
 fn stop_on_interrupt(child: &mut Child, interrupted_at: &mut Option<Instant>) {
     if !interrupt::requested() {
         return;
     }
-    let pid = Pid::from_raw(-(child.id() as i32));
     match interrupted_at {
         None => {
-            let _ = kill(pid, Signal::SIGINT);
+            if !platform::interrupt(child) {
+                platform::kill(child);
+            }
             *interrupted_at = Some(Instant::now());
         }
-        Some(t) if t.elapsed() > GRACE => {
-            let _ = kill(pid, Signal::SIGKILL);
-        }
+        Some(t) if t.elapsed() > GRACE => platform::kill(child),
         Some(_) => {}
     }
 }

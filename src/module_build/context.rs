@@ -88,9 +88,8 @@ pub fn write_dkms_reading(dir: &Path, tree: &Path) -> Result<(), BuildError> {
 }
 
 fn write_executable(path: &Path, text: &str) -> Result<(), BuildError> {
-    use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text).map_err(BuildError::io(format!("writing {}", path.display())))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+    crate::platform::set_executable(path)
         .map_err(BuildError::io(format!("writing {}", path.display())))
 }
 
@@ -104,7 +103,7 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         if kind.is_dir() {
             copy_tree(&entry.path(), &target)?;
         } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+            crate::platform::symlink(&std::fs::read_link(entry.path())?, &target)?;
         } else if kind.is_file() {
             std::fs::copy(entry.path(), &target)?;
         }

@@ -11,7 +11,7 @@
 //! editor's save can leave them anywhere.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -126,7 +126,7 @@ pub fn copy(module_dir: &Path, dest: &Path) -> Result<Sources, BuildError> {
             if !stays_inside(rel, &link) {
                 continue;
             }
-            symlink(&link, &target).map_err(io("copying"))?;
+            crate::platform::symlink(&link, &target).map_err(io("copying"))?;
             let hash = hex(Sha256::digest(
                 format!("link:{}", link.to_string_lossy()).as_bytes(),
             ));
@@ -207,18 +207,6 @@ fn copy_hashing(from: &Path, to: &Path) -> std::io::Result<(String, u64)> {
 
 fn hex(bytes: impl AsRef<[u8]>) -> String {
     bytes.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[cfg(unix)]
-fn symlink(link: &Path, at: &PathBuf) -> std::io::Result<()> {
-    std::os::unix::fs::symlink(link, at)
-}
-
-#[cfg(not(unix))]
-fn symlink(_link: &Path, _at: &PathBuf) -> std::io::Result<()> {
-    // Windows cannot always make symlinks; a module directory checked out
-    // there holds none that matter to make.
-    Ok(())
 }
 
 #[cfg(test)]
