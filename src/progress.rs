@@ -38,3 +38,92 @@ impl Progress for Silent {
     fn log(&mut self, _: &str) {}
     fn warn(&mut self, _: &str) {}
 }
+
+/// Passes everything on and keeps how long each step took, for the
+/// `timings` of a command's JSON.
+pub struct StepTimer<'a> {
+    inner: &'a mut dyn Progress,
+    started: std::time::Instant,
+    steps: Vec<(String, std::time::Instant)>,
+}
+
+/// How long a command and each of its steps took (a step lasts until the
+/// next begins; the last until the command ends).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Timings {
+    pub total_seconds: f64,
+    pub steps: Vec<StepTime>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepTime {
+    pub step: String,
+    pub seconds: f64,
+}
+
+impl<'a> StepTimer<'a> {
+    pub fn new(inner: &'a mut dyn Progress) -> Self {
+        StepTimer {
+            inner,
+            started: std::time::Instant::now(),
+            steps: Vec::new(),
+        }
+    }
+
+    pub fn timings(&self) -> Timings {
+        let end = std::time::Instant::now();
+        let seconds = |d: std::time::Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
+        let steps = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, (step, at))| {
+                let until = self.steps.get(i + 1).map_or(end, |(_, next)| *next);
+                StepTime {
+                    step: step.clone(),
+                    seconds: seconds(until - *at),
+                }
+            })
+            .collect();
+        Timings {
+            total_seconds: seconds(end - self.started),
+            steps,
+        }
+    }
+}
+
+impl Progress for StepTimer<'_> {
+    fn step(&mut self, message: &str) {
+        self.steps
+            .push((message.to_string(), std::time::Instant::now()));
+        self.inner.step(message);
+    }
+    fn log(&mut self, line: &str) {
+        self.inner.log(line);
+    }
+    fn warn(&mut self, message: &str) {
+        self.inner.warn(message);
+    }
+    fn meter(&mut self, what: &str, total: Option<u64>) -> Box<dyn Meter> {
+        self.inner.meter(what, total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_step_lasts_until_the_next() {
+        let mut silent = Silent;
+        let mut timer = StepTimer::new(&mut silent);
+        timer.step("one");
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        timer.step("two");
+        let t = timer.timings();
+        assert_eq!(t.steps.len(), 2);
+        assert_eq!(t.steps[0].step, "one");
+        assert!(t.steps[0].seconds >= 0.03, "{t:?}");
+        assert!(t.total_seconds >= t.steps[0].seconds + t.steps[1].seconds - 0.002);
+    }
+}

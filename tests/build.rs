@@ -324,3 +324,78 @@ RUN set -e; mkdir -p /tmp/pkg/DEBIAN /var/local/dmb-repo; \
     remove_image(&format!("dmb-buildenv:{key}"));
     before.assert_unchanged();
 }
+
+/// `dmb build --json` as a user types it (no DMB_* variable; the kit's
+/// images named with flags): what was built, for which kernel, into which
+/// image, the files written and how long each step took.
+#[test]
+fn build_json_says_what_was_built() {
+    let kit = kit();
+    let _engine = engine_lock();
+    let before = EngineState::now();
+    let out_dir = tempfile::tempdir().unwrap();
+    let image = TestImage::new("json");
+    let out = user_dmb()
+        .env("DMB_CACHE_DIR", cache_dir())
+        .args([
+            "build",
+            "tests/modules/dependent-pair",
+            "--json",
+            "--kernel-ref",
+            &kit.kernel_ref,
+            "--build-ref",
+            &kit.build_ref,
+            "--module-ref",
+            image.name(),
+            "--output",
+        ])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["release"], kit.kver.as_str());
+    assert_eq!(report["kernel_ref"], kit.kernel_ref.as_str());
+    assert_eq!(report["build_ref"], kit.build_ref.as_str());
+    assert_eq!(report["image"], image.name());
+    let id = docker_ok(&["image", "inspect", "--format", "{{.Id}}", image.name()]);
+    assert_eq!(report["image_id"], id.trim());
+    let kernel_id = docker_ok(&["image", "inspect", "--format", "{{.Id}}", &kit.kernel_ref]);
+    assert_eq!(report["kernel_image_id"], kernel_id.trim());
+    assert_eq!(report["checked"], true);
+    let modules = report["modules"].as_array().unwrap();
+    let names: Vec<&str> = modules
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dmb_consumer", "dmb_provider"], "{report}");
+    for m in modules {
+        let ko = read_module(&out_dir.path().join(m["file"].as_str().unwrap()));
+        assert_eq!(m["vermagic"], ko.info.vermagic().unwrap());
+    }
+    assert_eq!(modules[0]["depends"], serde_json::json!(["dmb_provider"]));
+    let files: Vec<&str> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 2, "{report}");
+    assert!(files
+        .iter()
+        .all(|f| std::path::Path::new(f).starts_with(out_dir.path())));
+    let timings = &report["timings"];
+    let steps = timings["steps"].as_array().unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["step"].as_str().unwrap().starts_with("packaging ")),
+        "{timings}"
+    );
+    let sum: f64 = steps.iter().map(|s| s["seconds"].as_f64().unwrap()).sum();
+    assert!(
+        sum <= timings["total_seconds"].as_f64().unwrap() + 0.01,
+        "{timings}"
+    );
+    before.assert_unchanged();
+}

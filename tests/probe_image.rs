@@ -86,8 +86,11 @@ fn a_failing_engine_command_is_reported_in_one_line() {
         .unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
+    // What it was doing (its progress line), then the error in one line.
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{err}");
+    assert_eq!(lines.len(), 2, "{err}");
+    assert_eq!(lines[0], "dmb: detecting the running kernel", "{err}");
+    let lines = &lines[1..];
     assert!(lines[0].starts_with("dmb: error: `docker run"), "{err}");
     assert!(
         lines[0].contains("dmb-test/not-here:1 -c <script of "),

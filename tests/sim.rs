@@ -202,8 +202,15 @@ fn a_module_built_by_dmb_loads_in_the_sim_and_a_restart_unloads_it() {
         "{s}"
     );
     let mut unload = user_dmb_in(&host, user_cache.path());
-    unload.args(["unload", "hello"]);
-    run_ok(unload, 3 * MIN, "dmb unload with defaults (in the VM)");
+    unload.args(["unload", "hello", "--json"]);
+    let u: serde_json::Value = serde_json::from_str(&run_ok(
+        unload,
+        3 * MIN,
+        "dmb unload with defaults (in the VM)",
+    ))
+    .unwrap();
+    assert_eq!(u["unloaded"], serde_json::json!(["hello"]), "{u}");
+    assert_eq!(u["dry_run"], false, "{u}");
     assert!(!loaded_modules(&host).contains(&"hello".to_string()));
 
     run_ok(sim.script("down"), DOWN, "sim.sh down");

@@ -1,12 +1,12 @@
 //! `dmb build`.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::build_output::{print_human, print_json, BuildReport};
 use super::detect::ProbeArgs;
-use super::output::{Labelled, Terminal};
+use super::terminal::{Labelled, Terminal};
 use super::{connect, Cli, Outcome};
 use crate::detect;
 use crate::dkms::{self, build::DkmsOptions, PackageTree};
@@ -15,7 +15,7 @@ use crate::module_build::context::MakeInputs;
 use crate::module_build::in_tree::{self, InTreeOptions};
 use crate::module_build::package::RELEASE_VARIABLE;
 use crate::module_build::{self, BuildOptions, BuildOutcome, MakeIn, ModuleDir, RefOptions};
-use crate::progress::Progress;
+use crate::progress::{Progress, StepTimer, Timings};
 use crate::synth::{self, auto::AutoSynthesis};
 
 #[derive(Debug, clap::Args)]
@@ -114,9 +114,10 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_check: bool,
 
-    /// Do not stream the build log (errors are still shown).
-    #[arg(short, long)]
-    pub quiet: bool,
+    /// Print what was built as JSON (one object; an array of them with
+    /// several --kernel-ref).
+    #[arg(long)]
+    pub json: bool,
 
     /// How to detect the kernel when no KERNEL_REF or BUILD_REF is given.
     #[command(flatten)]
@@ -237,7 +238,7 @@ impl Source {
 }
 
 pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
-    let mut terminal = Terminal { quiet: args.quiet };
+    let mut terminal = Terminal::for_cli(cli);
     // What needs no engine is checked before connecting to one.
     let source = Source::of(args)?;
     if let Some(twice) = args
@@ -252,17 +253,21 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
     }
     let engine = connect(cli, args.builder.0.clone())?;
     if args.kernel_ref.len() <= 1 {
-        let refs = settle_refs(&engine, args, args.kernel_ref.first(), &mut terminal)?;
-        let outcome = build_one(
+        let (outcome, timings) = build_for(
             &engine,
             args,
             &source,
-            refs,
+            args.kernel_ref.first(),
             &args.module_ref,
             args.output.clone(),
             &mut terminal,
         )?;
-        print_outcome(&outcome);
+        terminal.finish();
+        if args.json {
+            print_json(&[BuildReport::new(&outcome, timings)], false);
+        } else {
+            print_human(&outcome, cli.quiet);
+        }
         return Ok(0);
     }
     // Several kernels: one build each (each checked against its own
@@ -274,17 +279,18 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
         "building for {} kernels, {at_once} at a time",
         args.kernel_ref.len()
     ));
+    // The builds' lines are labelled plain lines: no spinner under them.
+    terminal.finish();
     let results = for_each_bounded(&args.kernel_ref, at_once, |kernel_ref| {
         let mut progress = Labelled {
             label: kernel_ref.clone(),
-            quiet: args.quiet,
+            quiet: cli.quiet,
         };
-        let refs = settle_refs(&engine, args, Some(kernel_ref), &mut progress)?;
-        build_one(
+        build_for(
             &engine,
             args,
             &source,
-            refs,
+            Some(kernel_ref),
             &module_ref,
             output.clone(),
             &mut progress,
@@ -293,9 +299,13 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
     // Results in the order of the kernels; the first failure is the
     // outcome, the others are told.
     let mut first_error = None;
+    let mut reports = Vec::new();
     for (kernel_ref, result) in args.kernel_ref.iter().zip(results) {
         match result {
-            Some(Ok(outcome)) => print_outcome(&outcome),
+            Some(Ok((outcome, timings))) if args.json => {
+                reports.push(BuildReport::new(&outcome, timings))
+            }
+            Some(Ok((outcome, _))) => print_human(&outcome, cli.quiet),
             Some(Err(e)) if first_error.is_none() => first_error = Some((kernel_ref, e)),
             Some(Err(e)) => terminal.warn(&format!("the build for {kernel_ref} failed too: {e}")),
             None => terminal.warn(&format!(
@@ -308,7 +318,12 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
             terminal.warn(&format!("the build for {kernel_ref} failed"));
             Err(e)
         }
-        None => Ok(0),
+        None => {
+            if args.json {
+                print_json(&reports, true);
+            }
+            Ok(0)
+        }
     }
 }
 
@@ -357,6 +372,23 @@ fn per_release_ref(module_ref: &str) -> String {
 }
 
 /// One build of `source` with `refs`.
+/// One kernel's build: its refs settled (detected, synthesized), then
+/// built; with the time each step took.
+fn build_for(
+    engine: &crate::engine::DockerCli,
+    args: &BuildArgs,
+    source: &Source,
+    kernel_ref: Option<&String>,
+    module_ref: &str,
+    output: Option<PathBuf>,
+    progress: &mut dyn Progress,
+) -> Result<(BuildOutcome, Timings), crate::Error> {
+    let mut timer = StepTimer::new(progress);
+    let refs = settle_refs(engine, args, kernel_ref, &mut timer)?;
+    let outcome = build_one(engine, args, source, refs, module_ref, output, &mut timer)?;
+    Ok((outcome, timer.timings()))
+}
+
 fn build_one(
     engine: &crate::engine::DockerCli,
     args: &BuildArgs,
@@ -457,41 +489,6 @@ fn settle_refs(
         detect: Some(args.probe.options()),
         detected,
     })
-}
-
-fn print_outcome(outcome: &BuildOutcome) {
-    let mut out = std::io::stdout().lock();
-    for m in &outcome.modules {
-        let _ = writeln!(
-            out,
-            "{}\t{}\t{}",
-            m.file_name,
-            outcome.release,
-            m.info.vermagic().unwrap_or("")
-        );
-    }
-    for f in &outcome.output_files {
-        eprintln!("dmb: wrote {}", f.display());
-    }
-    eprintln!(
-        "dmb: built {} for {} into image {}{}",
-        outcome
-            .modules
-            .iter()
-            .map(|m| m.file_name.as_str())
-            .collect::<Vec<_>>()
-            .join(" "),
-        outcome.release,
-        outcome.module_ref,
-        if outcome.checked {
-            " (checked: they will load)"
-        } else {
-            ""
-        }
-    );
-    for n in &outcome.notes {
-        eprintln!("dmb: note: {n}");
-    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 
 use std::io::Write;
 
-use super::output::{print_result, Terminal};
+use super::output::print_result;
+use super::terminal::Terminal;
 use super::{connect, Cli, Outcome};
 use crate::detect::probe_image::ProbeImage;
 use crate::detect::{self, DetectOptions, Detection};
 use crate::engine::{BuilderPreference, Session};
 use crate::module_build::in_tree;
+use crate::progress::Progress;
 use crate::synth::Snapshot;
 
 #[derive(Debug, clap::Args, Clone)]
@@ -71,11 +73,13 @@ pub struct DetectArgs {
 pub fn run(cli: &Cli, args: &DetectArgs) -> Outcome {
     let engine = connect(cli, BuilderPreference::Legacy)?;
     let session = Session::new(&engine);
+    let mut terminal = Terminal::for_cli(cli);
+    terminal.step("detecting the running kernel");
     let t = detect::detect(&session, &args.probe.options())?;
     if let Some(path) = &args.save {
-        let mut terminal = Terminal { quiet: false };
         let snapshot = Snapshot::take(&session, &t, &t.probe_image, &mut terminal)?;
         snapshot.write(path)?;
+        terminal.finish();
         eprintln!(
             "dmb: saved a snapshot of {} to {}: the CRCs {} modules record ({} symbols), {} exports listed, {}",
             snapshot.release,
@@ -89,6 +93,7 @@ pub fn run(cli: &Cli, args: &DetectArgs) -> Outcome {
             if snapshot.btf.is_some() { "BTF" } else { "no BTF" }
         );
     }
+    terminal.finish();
     print_result(args.json, &t, write_human);
     // What is not loaded or built in: could it be built from the source?
     let absent: Vec<String> = args

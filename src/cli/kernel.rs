@@ -4,7 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::detect::ProbeArgs;
-use super::output::{print_result, Terminal};
+use super::output::print_result;
+use super::terminal::Terminal;
 use super::{connect, Cli, Outcome};
 use crate::detect;
 use crate::engine::{BuilderPreference, Session};
@@ -62,10 +63,6 @@ pub struct SynthesizeArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-
-    /// Print only the result.
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 pub fn run(cli: &Cli, args: &KernelArgs) -> Outcome {
@@ -78,7 +75,7 @@ fn synthesize(cli: &Cli, args: &SynthesizeArgs) -> Outcome {
     let snapshot = args.snapshot.as_deref().map(Snapshot::read).transpose()?;
     let engine = connect(cli, BuilderPreference::Legacy)?;
     let session = Session::new(&engine);
-    let mut terminal = Terminal { quiet: args.quiet };
+    let mut terminal = Terminal::for_cli(cli);
     let snapshot = match snapshot {
         Some(s) => s,
         None => {
@@ -95,8 +92,9 @@ fn synthesize(cli: &Cli, args: &SynthesizeArgs) -> Outcome {
         tag: args.tag.clone(),
     };
     let done = synth::synthesize(&session, &snapshot, &opts, &mut terminal)?;
+    terminal.finish();
     for n in &done.notes {
-        terminal_note(args.quiet, n);
+        terminal_note(cli.quiet, n);
     }
     print_result(args.json, &done, write_human);
     Ok(0)

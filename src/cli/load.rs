@@ -2,7 +2,8 @@
 
 use std::io::Write;
 
-use super::output::{print_result, Terminal};
+use super::output::print_result;
+use super::terminal::Terminal;
 use super::{connect, detect::ProbeArgs, Cli, Outcome};
 use crate::engine::BuilderPreference;
 use crate::load::plan::{Action, ParamArg};
@@ -89,6 +90,10 @@ pub struct UnloadArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+
     #[command(flatten)]
     pub probe: ProbeArgs,
 }
@@ -115,7 +120,10 @@ pub fn load(cli: &Cli, args: &LoadArgs) -> Outcome {
         kernel_ref: args.kernel_ref.clone(),
         detect: args.probe.options(),
     };
-    let outcome = load::load(&engine, &opts, &mut Terminal { quiet: args.json })?;
+    let outcome = {
+        let mut terminal = Terminal::for_cli(cli);
+        load::load(&engine, &opts, &mut terminal)?
+    };
     print_result(args.json, &outcome, write_load);
     Ok(0)
 }
@@ -200,8 +208,11 @@ pub fn unload(cli: &Cli, args: &UnloadArgs) -> Outcome {
         dry_run: args.dry_run,
         image: args.probe.probe_image(),
     };
-    let outcome = unload::unload(&engine, &opts, &mut Terminal { quiet: false })?;
-    let _ = write_unload(&mut std::io::stdout().lock(), &outcome);
+    let outcome = {
+        let mut terminal = Terminal::for_cli(cli);
+        unload::unload(&engine, &opts, &mut terminal)?
+    };
+    print_result(args.json, &outcome, write_unload);
     Ok(0)
 }
 

@@ -3,6 +3,7 @@
 //! every failure goes through [`report`].
 
 mod build;
+mod build_output;
 mod detect;
 mod docs;
 mod kernel;
@@ -10,6 +11,7 @@ mod kmm;
 mod load;
 mod modules;
 mod output;
+mod terminal;
 
 use std::path::PathBuf;
 
@@ -29,6 +31,11 @@ pub struct Cli {
     /// Print every engine command before it runs.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+
+    /// Print no progress and no build log: only results, warnings and
+    /// errors (a failing make's compiler errors among them).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 
     /// The docker CLI to drive.
     #[arg(long, global = true, env = "DMB_DOCKER", default_value = "docker")]

@@ -191,6 +191,7 @@ pub fn run<E: ?Sized + Engine>(
         progress,
     )?;
     Ok(BuildOutcome {
+        refs,
         release,
         module_ref: delivered.module_ref,
         image_id: delivered.image_id,

@@ -102,6 +102,8 @@ pub enum MakeIn {
 /// What a successful build produced.
 #[derive(Debug, Clone)]
 pub struct BuildOutcome {
+    /// The kernel and builder images it was built with.
+    pub refs: Refs,
     pub release: KernelRelease,
     pub module_ref: String,
     pub image_id: String,
@@ -212,6 +214,7 @@ pub fn run<E: ?Sized + BuildEngine>(
         progress,
     )?;
     Ok(BuildOutcome {
+        refs,
         release,
         module_ref: delivered.module_ref,
         image_id: delivered.image_id,

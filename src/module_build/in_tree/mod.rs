@@ -263,6 +263,7 @@ pub fn run<E: ?Sized + Engine>(
         ));
     }
     Ok(BuildOutcome {
+        refs,
         release,
         module_ref: delivered.module_ref,
         image_id: delivered.image_id,
