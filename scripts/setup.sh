@@ -45,6 +45,12 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
 command -v cpio >/dev/null 2>&1 || missing+=(cpio)
 command -v lz4 >/dev/null 2>&1 || missing+=(lz4)
 command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
+# ip and nsenter: the tests' spare engine runs in a network namespace of
+# its own (tests/common/spare_engine.rs); script: the progress test's
+# pseudo-terminal.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
+command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 # openssl: the signing test makes a key for the kernel's sign-file.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The test command lints every shell script with shellcheck, dmb's in-container

@@ -1,15 +1,15 @@
 //! Which image runs the probe when none is named: one the engine has,
 //! checked, against this machine's engine (which has no `busybox` tag and
-//! reaches no registry). The refusals (an image that lacks a tool, no image
-//! at all: exit 32) are unit tests of `detect::probe_image`: an engine of
-//! the test's own would need a dockerd with `--bridge none`, and such a
-//! dockerd deletes the host's `docker0` bridge when it starts.
+//! reaches no registry); and, in an engine of the test's own that has no
+//! image at all and no network (`common::spare_engine`), the refusal: one
+//! line and exit 32.
 
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::spare_engine::SpareEngine;
 use common::*;
 
 /// dmb as a user runs it (`common::user_dmb`) against this machine's
@@ -101,4 +101,41 @@ fn a_failing_engine_command_is_reported_in_one_line() {
         !err.contains("#!/bin/sh") && !err.contains("uname"),
         "{err}"
     );
+}
+
+/// No image with the probe's tools and no registry: one line that says
+/// what is needed and how to provide it, and exit 32; nothing left behind.
+#[test]
+fn with_no_usable_image_at_all_detect_says_so_in_one_line() {
+    let engine = SpareEngine::start();
+    // An image without a shell: it is tried and refused, not used.
+    engine.import("dmb-test/no-shell:1", &[]);
+    let cache = tempfile::tempdir().unwrap();
+    for args in [&["detect"][..], &["status"][..]] {
+        let out = user_dmb_with_cache(cache.path())
+            .env("DOCKER_HOST", &engine.host)
+            .args(args)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(32), "{args:?}: {err}");
+        let errors: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("dmb: error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{err}");
+        assert!(errors[0].contains("busybox"), "{err}");
+        let after_error: Vec<&str> = err
+            .lines()
+            .skip_while(|l| !l.starts_with("dmb: error: "))
+            .collect();
+        // The error, then its hint: no script, no command line.
+        assert_eq!(after_error.len(), 2, "{err}");
+        assert!(after_error[1].starts_with("hint: "), "{err}");
+        assert!(after_error[1].contains("--probe-image"), "{err}");
+        assert!(!err.contains("#!/bin/sh"), "{err}");
+    }
+    assert_eq!(engine.docker_ok(&["ps", "-a", "-q"]), "");
+    let images = engine.docker_ok(&["image", "ls", "-q"]);
+    assert_eq!(images.lines().count(), 1, "{images}");
 }

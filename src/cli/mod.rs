@@ -4,6 +4,7 @@
 
 mod build;
 mod build_output;
+mod cache;
 mod detect;
 mod docs;
 mod kernel;
@@ -63,6 +64,9 @@ pub enum Command {
     Status(load::StatusArgs),
     /// Kernel images: synthesize one for a kernel whose headers nobody published.
     Kernel(kernel::KernelArgs),
+    /// What dmb keeps (build environments, prepared trees, kept objects,
+    /// synthesized kernels, facts, downloads), with sizes; `prune` removes it.
+    Cache(cache::CacheArgs),
     /// Print a Kubernetes KMM `Module` that loads built images (one per kernel) on a cluster's nodes.
     Kmm(kmm::KmmArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
@@ -93,6 +97,7 @@ pub fn main() -> i32 {
         Command::Status(args) => load::status(&cli, args),
         Command::Kernel(args) => kernel::run(&cli, args),
         Command::Kmm(args) => kmm::run(&cli, args),
+        Command::Cache(args) => cache::run(&cli, args),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
     };

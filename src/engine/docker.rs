@@ -1,5 +1,7 @@
 //! [`Engine`] over the `docker` CLI.
 
+mod storage;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 

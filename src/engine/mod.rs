@@ -12,6 +12,7 @@ mod docker;
 pub mod process;
 mod scratch;
 mod session;
+pub mod storage;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ pub use docker::DockerCli;
 pub use process::Finished;
 pub use scratch::ScratchContainer;
 pub use session::Session;
+pub use storage::Storage;
 
 /// Label that marks everything one dmb run creates, so that cleanup after a
 /// failure or Ctrl-C removes exactly that and nothing of anyone else's.

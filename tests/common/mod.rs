@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod sim;
+pub mod spare_engine;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

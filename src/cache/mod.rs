@@ -3,6 +3,12 @@
 //! the image's ID: an ID is the hash of the image's content, so an entry
 //! can never go stale. A cache is an optimisation: failing to read or write
 //! one is never an error.
+//!
+//! [`inventory`] lists everything dmb keeps, here and in the engine, and
+//! [`keep`] reads and prunes it (`dmb cache`).
+
+pub mod inventory;
+pub mod keep;
 
 use std::path::{Path, PathBuf};
 
