@@ -34,6 +34,8 @@ pub const BAD_REFERENCE: i32 = 28;
 pub const ENGINE_UNREACHABLE: i32 = 30;
 pub const NO_BUILDKIT: i32 = 31;
 pub const NO_PROBE_IMAGE: i32 = 32;
+/// `dmb doctor` found something that blocks a build or a load.
+pub const DOCTOR_FOUND_BLOCKER: i32 = 33;
 pub const MAKE_FAILED: i32 = 40;
 pub const NO_MODULES: i32 = 41;
 pub const BAD_MODULES: i32 = 42;

@@ -17,6 +17,7 @@ pub mod check;
 pub mod cli;
 pub mod detect;
 pub mod dkms;
+pub mod doctor;
 pub mod download;
 pub mod engine;
 pub mod error;

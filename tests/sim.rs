@@ -98,6 +98,31 @@ fn a_module_built_by_dmb_loads_in_the_sim_and_a_restart_unloads_it() {
         format!("/boot/config-{}", kit.kver).as_str()
     );
     assert_eq!(found["config_compiler"]["command"], "gcc-12");
+    // dmb doctor there, with defaults: everything works. (Debian's 20.10
+    // CLI, named by flag: the 28.x CLI first on PATH has no BuildKit,
+    // which doctor rightly warns about; Docker Desktop's CLI has buildx.)
+    let mut doctor = user_dmb_in(&host, user_cache.path());
+    doctor.args(["--docker", "/usr/bin/docker", "doctor", "--json"]);
+    let report: serde_json::Value =
+        serde_json::from_str(&run_ok(doctor, 3 * MIN, "dmb doctor (in the VM)")).unwrap();
+    for c in report["checks"].as_array().unwrap() {
+        assert_eq!(c["status"], "ok", "{c}\n{report}");
+    }
+    assert_eq!(report["blocks_build"], false);
+    assert_eq!(report["blocks_load"], false);
+    let privileged = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "privileged")
+        .unwrap();
+    assert!(
+        privileged["summary"]
+            .as_str()
+            .unwrap()
+            .contains("reads the VM's own files"),
+        "{privileged}"
+    );
     let mut lookup = Command::new(env!("CARGO_BIN_EXE_dmb"));
     lookup
         .env("DOCKER_HOST", &host)

@@ -7,6 +7,7 @@ mod build_output;
 mod cache;
 mod detect;
 mod docs;
+mod doctor;
 mod kernel;
 mod kmm;
 mod load;
@@ -56,6 +57,9 @@ pub enum Command {
     Check(modules::CheckArgs),
     /// Find the kernel the engine runs, its platform, compiler, kernel and builder images.
     Detect(detect::DetectArgs),
+    /// Can dmb build and load here? Engine, builder, privileges, the kernel,
+    /// where its headers come from, caches: each ✔ or ✖ with a fix.
+    Doctor(doctor::DoctorArgs),
     /// Load modules into the engine's kernel: checked first, in dependency order, optionally kept across restarts.
     Load(load::LoadArgs),
     /// Unload modules (users first), and with --persist stop reloading them.
@@ -92,6 +96,7 @@ pub fn main() -> i32 {
         Command::Inspect(args) => modules::inspect(&cli, args),
         Command::Check(args) => modules::check(&cli, args),
         Command::Detect(args) => detect::run(&cli, args),
+        Command::Doctor(args) => doctor::run(&cli, args),
         Command::Load(args) => load::load(&cli, args),
         Command::Unload(args) => load::unload(&cli, args),
         Command::Status(args) => load::status(&cli, args),

@@ -25,6 +25,9 @@ pub struct DockerCli {
     /// Versions as `docker version` reported them, for `-v` and messages.
     pub client_version: String,
     pub server_version: String,
+    /// The engine's API version and platform (`linux/amd64`).
+    pub api_version: String,
+    pub server_platform: String,
 }
 
 impl DockerCli {
@@ -42,11 +45,13 @@ impl DockerCli {
             verbose,
             client_version: String::new(),
             server_version: String::new(),
+            api_version: String::new(),
+            server_platform: String::new(),
         };
         let version = cli.invocation().args([
             "version",
             "--format",
-            "{{.Client.Version}}|{{.Server.Version}}",
+            "{{.Client.Version}}|{{.Server.Version}}|{{.Server.APIVersion}}|{{.Server.Os}}/{{.Server.Arch}}",
         ]);
         cli.trace(&version);
         let done = match process::run(&version, true, &mut |_| {}) {
@@ -57,10 +62,13 @@ impl DockerCli {
             }
             other => other.map_err(|e| run_error(&version, e))?,
         };
-        let (client, server) = done.stdout.trim().split_once('|').unwrap_or(("", ""));
-        cli.client_version = client.to_string();
-        cli.server_version = server.to_string();
-        if !done.success() || server.is_empty() {
+        let fields: Vec<&str> = done.stdout.trim().split('|').collect();
+        let field = |i: usize| fields.get(i).copied().unwrap_or("").to_string();
+        cli.client_version = field(0);
+        cli.server_version = field(1);
+        cli.api_version = field(2);
+        cli.server_platform = field(3).trim_matches('/').to_string();
+        if !done.success() || cli.server_version.is_empty() {
             return Err(EngineError::Unreachable {
                 program: cli.program_name(),
                 detail: last_meaningful_line(&done.output_tail),
@@ -225,6 +233,9 @@ impl DockerCli {
             .arg(&request.image)
             .args(["-t", "1", "-m", "--", "/bin/sh", "-c", request.script, "sh"])
         } else {
+            if request.pid_host {
+                inv = inv.arg("--pid=host");
+            }
             inv.args(["--entrypoint", "/bin/sh", "--"])
                 .arg(&request.image)
                 .args(["-c", request.script, "sh"])
@@ -800,6 +811,8 @@ mod tests {
             verbose: false,
             client_version: "28.2.2".into(),
             server_version: "28.2.2".into(),
+            api_version: "1.50".into(),
+            server_platform: "linux/amd64".into(),
         }
     }
 

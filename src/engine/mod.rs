@@ -98,6 +98,9 @@ pub struct RunRequest {
     pub args: Vec<String>,
     /// Capabilities to add (`SYS_MODULE`, `SYSLOG`), nothing else.
     pub cap_add: Vec<&'static str>,
+    /// Share the host's PID namespace (`--pid=host`), unprivileged: to read
+    /// what `/proc/1` says of the engine's host.
+    pub pid_host: bool,
     /// Run the script in the mount namespace of the engine's PID 1 (the
     /// VM's own files): needs `--privileged --pid=host` and `nsenter` in the
     /// image. The value says why, for `-v`. Only for reading the target

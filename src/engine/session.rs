@@ -55,6 +55,7 @@ impl<'e, E: ?Sized + Base> Session<'e, E> {
             script,
             args: Vec::new(),
             cap_add: Vec::new(),
+            pid_host: false,
             host_mount_namespace: None,
         }
     }

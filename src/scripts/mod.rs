@@ -21,6 +21,9 @@ pub const PROBE: &str = include_str!("probe.sh");
 /// Whether an image has the tools of the probe and the loader: `lacks`
 /// records.
 pub const PROBE_NEEDS: &str = include_str!("probe_needs.sh");
+/// The capability bounding set of the engine host's PID 1 (`--pid=host`):
+/// `capbnd`, `cap_last` records.
+pub const ENGINE_CAPS: &str = include_str!("engine_caps.sh");
 /// The header trees of a build environment: `tree`, `has` records.
 pub const TREE_LISTING: &str = include_str!("tree_listing.sh");
 /// The tools and package manager of a builder image: `tool`, `pm` records.
