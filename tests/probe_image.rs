@@ -91,7 +91,11 @@ fn a_failing_engine_command_is_reported_in_one_line() {
     assert_eq!(lines.len(), 2, "{err}");
     assert_eq!(lines[0], "dmb: detecting the running kernel", "{err}");
     let lines = &lines[1..];
-    assert!(lines[0].starts_with("dmb: error: `docker run"), "{err}");
+    // What dmb was doing, then what ran and what the engine said.
+    assert!(
+        lines[0].starts_with("dmb: error: detecting the running kernel: `docker run"),
+        "{err}"
+    );
     assert!(
         lines[0].contains("dmb-test/not-here:1 -c <script of "),
         "{err}"

@@ -25,7 +25,15 @@ pub fn print_result<T: serde::Serialize>(
 /// Prints an error, the chain of its causes, its details and its hint;
 /// returns its exit code.
 pub fn report(e: &Error) -> i32 {
-    eprintln!("dmb: error: {e}");
+    // An engine command that failed says what dmb was doing when it did:
+    // the command line alone (its scripts elided) rarely does.
+    let doing = match e {
+        Error::Engine(
+            crate::engine::EngineError::Command { .. } | crate::engine::EngineError::Stream { .. },
+        ) => super::terminal::last_step().map(|s| format!("{s}: ")),
+        _ => None,
+    };
+    eprintln!("dmb: error: {}{e}", doing.unwrap_or_default());
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         eprintln!("  caused by: {s}");

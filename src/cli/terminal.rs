@@ -13,6 +13,20 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::progress::{Meter, NoMeter, Progress};
 
+/// The last step any terminal of this process began, for an error that
+/// comes out of it ([`super::output::report`]).
+static LAST_STEP: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+pub fn last_step() -> Option<String> {
+    LAST_STEP.lock().ok()?.clone()
+}
+
+fn began(step: &str) {
+    if let Ok(mut last) = LAST_STEP.lock() {
+        *last = Some(step.to_string());
+    }
+}
+
 /// A step shorter than this leaves no line with its time behind.
 const WORTH_TIMING: Duration = Duration::from_secs(1);
 
@@ -109,6 +123,7 @@ impl Drop for Terminal {
 
 impl Progress for Terminal {
     fn step(&mut self, message: &str) {
+        began(message);
         match &mut self.mode {
             Mode::Quiet => {}
             Mode::Plain => eprintln!("dmb: {message}"),
@@ -160,6 +175,7 @@ pub struct Labelled {
 
 impl Progress for Labelled {
     fn step(&mut self, message: &str) {
+        began(&format!("[{}] {message}", self.label));
         if !self.quiet {
             eprintln!("dmb: [{}] {message}", self.label);
         }
