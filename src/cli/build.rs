@@ -460,6 +460,7 @@ fn settle_refs(
     let mut detected = None;
     if kernel_ref.is_none() {
         let session = Session::new(engine);
+        terminal.step("detecting the running kernel");
         let found = detect::detect(&session, &args.probe.options())?;
         let auto = AutoSynthesis {
             off: args.synthesis.no_synthesize,

@@ -44,7 +44,10 @@ impl Refs {
         let missing = opts.kernel_ref.is_none() || opts.build_ref.is_none();
         let found = match (&opts.detected, &opts.detect, missing) {
             (Some(d), _, _) => Some(d.clone()),
-            (None, Some(detect), true) => Some(detect::detect(session, detect)?),
+            (None, Some(detect), true) => {
+                progress.step("detecting the running kernel");
+                Some(detect::detect(session, detect)?)
+            }
             _ => None,
         };
         Self::resolve_detected(session, opts, found.as_ref(), progress)

@@ -76,9 +76,13 @@ while IFS= read -r f; do
   cp "$f" "/tmp/dmb-tree/lib/modules/$KVER/extra/$b"
   echo "@@dmb:ko ${f#"$src"/}"
 done < /tmp/dmb-ko-list
+# depmod warns of a whole kernel's lists that a set of modules has none of:
+# empty ones quiet it, and are not copied.
 if command -v depmod >/dev/null 2>&1; then
+  for l in order builtin builtin.modinfo; do : > /tmp/dmb-tree/lib/modules/"$KVER"/modules.$l; done
   if depmod -b /tmp/dmb-tree "$KVER"; then
     for f in /tmp/dmb-tree/lib/modules/"$KVER"/modules.*; do
+      case ${f##*/} in modules.order | modules.builtin | modules.builtin.modinfo) continue ;; esac
       if [ -f "$f" ]; then cp "$f" /dmb-out/depmod/; fi
     done
     echo "@@dmb:depmod"

@@ -96,9 +96,13 @@ if [ "$missing" -ne 0 ]; then exit 7; fi
 
 run_script post_build
 
+# depmod warns of a whole kernel's lists that a set of modules has none of:
+# empty ones quiet it, and are not copied.
 if command -v depmod >/dev/null 2>&1; then
+  for l in order builtin builtin.modinfo; do : > "$tree/modules.$l"; done
   if depmod -b /tmp/dmb-tree "$kernelver"; then
     for f in "$tree"/modules.*; do
+      case ${f##*/} in modules.order | modules.builtin | modules.builtin.modinfo) continue ;; esac
       if [ -f "$f" ]; then cp "$f" /dmb-out/depmod/; fi
     done
     echo "@@dmb:depmod"

@@ -289,6 +289,7 @@ pub fn build<E: ?Sized + Engine>(
     let detection = match (&ref_opts.detected, &ref_opts.detect) {
         (Some(found), _) => Some(found.clone()),
         (None, Some(d)) => {
+            progress.step("detecting the running kernel");
             match detect::detect(session, d) {
                 Ok(found) => Some(found),
                 Err(e)
