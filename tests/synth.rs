@@ -211,8 +211,13 @@ fn a_kernel_image_synthesized_from_the_vms_facts_builds_modules_that_load_there(
         &url,
         "--sha256",
         &sha256,
+        "--json",
     ]);
     assert!(again.status.success(), "{}", stderr(&again));
+    let said: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(said["reference"], reference.as_str(), "{said}");
+    assert_eq!(said["cached"], true, "{said}");
+    assert_eq!(said["release"], kit.kver.as_str(), "{said}");
     assert!(stderr(&again).contains("is cached"), "{}", stderr(&again));
     assert!(
         stderr(&again).contains("downloaded before"),

@@ -120,14 +120,12 @@ fn headers(session: &Session<DockerCli>, d: &Detection) -> Headers {
     }
     match crate::synth::sources::given_or_default(None, &d.release, &d.proc_version) {
         Ok((source, _)) => Headers::Synthesis { source, missing },
-        Err(e) => {
-            let e = crate::Error::from(e);
-            Headers::Nothing {
-                why: format!("{missing}: {e}"),
-                fix: e
-                    .hint()
-                    .unwrap_or_else(|| "name the kernel's source with --kernel-source".into()),
-            }
-        }
+        Err(e) => Headers::Nothing {
+            why: format!("{missing}: {e}"),
+            fix: format!(
+                "name the kernel's source: `dmb build --kernel-source FILE|DIR|URL` (or `dmb kernel synthesize --source`); for this kernel, {}",
+                crate::synth::sources::suggestion(&d.release, &d.proc_version)
+            ),
+        },
     }
 }
