@@ -435,3 +435,42 @@ fn a_module_signed_by_sign_file() {
         String::from_utf8_lossy(&bare.stdout)
     );
 }
+
+/// `dmb inspect` and `dmb check` as a user runs them (no DMB_* variable):
+/// one of the kit kernel's own modules, read and checked against its
+/// headers, in JSON.
+#[test]
+fn inspect_and_check_with_defaults() {
+    let t = kit_trees();
+    let ko = dmb::module_files::files_under(&t.modules)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("/fs/fat/vfat.ko"))
+        .expect("vfat.ko in the kit's tree");
+    let cache = tempfile::tempdir().unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = user_dmb()
+            .env("XDG_CACHE_HOME", cache.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let inspected = run(&["inspect".as_ref(), "--json".as_ref(), ko.as_os_str()]);
+    let first = &inspected[0];
+    assert_eq!(first["name"], "vfat", "{inspected}");
+    assert!(
+        first["vermagic"].as_str().unwrap().starts_with(&kit().kver),
+        "{inspected}"
+    );
+    let checked = run(&[
+        "check".as_ref(),
+        "--json".as_ref(),
+        "--kernel-dir".as_ref(),
+        t.headers.as_os_str(),
+        ko.as_os_str(),
+    ]);
+    assert_eq!(checked["kernel_release"], kit().kver.as_str(), "{checked}");
+    assert_eq!(checked["modules"][0]["fits"], true, "{checked}");
+}
