@@ -176,6 +176,40 @@ fn modules_load_in_order_persist_across_restarts_and_unload() {
     assert_none_loaded(&host, &["hello"], "after unload");
     assert!(loaders(&host).is_empty(), "{:?}", loaders(&host));
 
+    // A value with spaces, quotes and shell metacharacters reaches the
+    // kernel as given (dmb quotes it for the kernel's parser; no shell runs
+    // it); one the kernel cannot take (a double quote) is refused before
+    // anything is loaded.
+    let value = "a $(touch /x) b;c 'd' `e` | f";
+    let odd = dmb_vm_run(
+        &host,
+        &[
+            "load",
+            &path(&hello),
+            "--param",
+            &format!("hello.greeting={value}"),
+        ],
+    );
+    assert!(odd.status.success(), "{}", text(&odd));
+    assert_eq!(sysfs(&host, "/sys/module/hello/parameters/greeting"), value);
+    dmb_vm_ok(&host, &["unload", "hello"]);
+    let quoted = dmb_vm_run(
+        &host,
+        &[
+            "load",
+            &path(&hello),
+            "--param",
+            "hello.greeting=say \"hi\"",
+        ],
+    );
+    assert_eq!(quoted.status.code(), Some(2), "{}", text(&quoted));
+    assert!(
+        stderr(&quoted).contains("double quote"),
+        "{}",
+        text(&quoted)
+    );
+    assert_none_loaded(&host, &["hello"], "after a refused parameter");
+
     // The dependent one: its provider (beside it) loads first. -v shows
     // every engine command, and why a container is privileged.
     let consumer = path(&pair.join("dmb_consumer.ko"));

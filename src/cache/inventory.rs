@@ -134,6 +134,9 @@ pub struct Entry {
     #[serde(rename = "for")]
     pub purpose: &'static str,
     pub bytes: u64,
+    /// An image's layers that other images share: freed only when those
+    /// go too (a build environment's, under the kernel trees built on it).
+    pub shared_bytes: u64,
     /// A container uses it: no prune removes it.
     pub in_use: bool,
     pub pruned_by: Pruning,
@@ -208,7 +211,7 @@ impl Inventory {
             if kind == Kind::LeftoverLayers && !first {
                 continue;
             }
-            entries.push(entry(
+            let mut e = entry(
                 kind,
                 image.reference.clone().unwrap_or_else(|| short(&image.id)),
                 if first { image.unique_bytes } else { 0 },
@@ -216,7 +219,9 @@ impl Inventory {
                 Place::Image {
                     id: image.id.clone(),
                 },
-            ));
+            );
+            e.shared_bytes = image.shared_bytes;
+            entries.push(e);
         }
         for volume in &usage.volumes {
             if volume
@@ -305,6 +310,7 @@ fn entry(kind: Kind, name: String, bytes: u64, in_use: bool, place: Place) -> En
         name,
         purpose: kind.purpose(),
         bytes,
+        shared_bytes: 0,
         in_use,
         pruned_by: if kind.cheap() {
             Pruning::Prune

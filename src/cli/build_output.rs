@@ -71,8 +71,9 @@ impl BuildReport {
     }
 }
 
-/// The human form: module lines on stdout; what was written, the summary
-/// and the notes on stderr (not under `-q`).
+/// The human form: module lines on stdout; what was written and the
+/// summary on stderr (not under `-q`), and the notes (always: they are
+/// what a person should know, as a warning is).
 pub fn print_human(outcome: &BuildOutcome, quiet: bool) {
     let mut out = std::io::stdout().lock();
     for m in &outcome.modules {
@@ -83,6 +84,9 @@ pub fn print_human(outcome: &BuildOutcome, quiet: bool) {
             outcome.release,
             m.info.vermagic().unwrap_or("")
         );
+    }
+    for n in &outcome.notes {
+        eprintln!("dmb: note: {n}");
     }
     if quiet {
         return;
@@ -106,9 +110,6 @@ pub fn print_human(outcome: &BuildOutcome, quiet: bool) {
             ""
         }
     );
-    for n in &outcome.notes {
-        eprintln!("dmb: note: {n}");
-    }
 }
 
 /// Under `--json`: the report of one kernel, or an array of them (one per

@@ -77,16 +77,26 @@ fn write_inventory(out: &mut impl Write, inv: &Inventory) -> std::io::Result<()>
             (false, Pruning::Prune) => "prune",
             (false, Pruning::All) => "prune --all",
         };
+        let shared = if e.shared_bytes > 0 {
+            human(e.shared_bytes)
+        } else {
+            "-".into()
+        };
         writeln!(
             out,
-            "{:<27} {:>10}  {:<13} {}",
+            "{:<27} {:>10} {:>10}  {:<13} {}",
             e.kind.label(),
             human(e.bytes),
+            shared,
             by,
             e.name
         )?;
     }
-    writeln!(out, "total: {}", human(inv.total_bytes))?;
+    writeln!(
+        out,
+        "total: {} (SIZE: what each frees alone; SHARED: layers it shares with other images, freed with the last of them)",
+        human(inv.total_bytes)
+    )?;
     match &inv.cache_dir {
         Some(d) => writeln!(out, "cache directory: {}", d.display())?,
         None => writeln!(

@@ -39,6 +39,9 @@ pub struct ImageUsage {
     pub reference: Option<String>,
     /// What removing it frees: the layers no other image shares.
     pub unique_bytes: u64,
+    /// Its layers that other images share (a build environment's, with
+    /// the kernel trees built on it).
+    pub shared_bytes: u64,
     /// Containers made from it.
     pub containers: u64,
 }
@@ -81,6 +84,8 @@ struct RawImage {
     tag: String,
     #[serde(default)]
     unique_size: String,
+    #[serde(default)]
+    shared_size: String,
     #[serde(default)]
     containers: String,
 }
@@ -126,6 +131,7 @@ pub fn parse_disk_usage(json: &str) -> Result<DiskUsage, String> {
                     .then(|| format!("{}:{}", i.repository, i.tag)),
                 id: i.id,
                 unique_bytes: human_bytes(&i.unique_size).unwrap_or(0),
+                shared_bytes: human_bytes(&i.shared_size).unwrap_or(0),
                 containers: count(&i.containers),
             })
             .collect(),
@@ -216,6 +222,7 @@ mod tests {
                 id: "sha256:2384".into(),
                 reference: Some("dmb-buildenv:c07b8d814afc0bd0".into()),
                 unique_bytes: 143_600_000,
+                shared_bytes: 435_100_000,
                 containers: 0,
             }
         );

@@ -34,6 +34,18 @@ pub struct ParamArg {
     pub value: String,
 }
 
+impl ParamArg {
+    /// `key=value` as the kernel parses it: a value with whitespace in
+    /// double quotes, which the kernel removes (no shell ever sees it).
+    pub fn kernel_form(&self) -> String {
+        if self.value.contains(char::is_whitespace) {
+            format!("{}=\"{}\"", self.key, self.value)
+        } else {
+            format!("{}={}", self.key, self.value)
+        }
+    }
+}
+
 impl std::str::FromStr for ParamArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -46,6 +58,16 @@ impl std::str::FromStr for ParamArg {
         if value.contains(['\n', '\t', '\0']) {
             return Err(format!(
                 "`{s}`: a parameter value cannot hold a newline, tab or NUL"
+            ));
+        }
+        // The kernel's parser (kernel/params.c, next_arg) splits the
+        // parameter string at whitespace outside double quotes and drops
+        // only a value's outer quotes: a `"` inside a value would open a
+        // quote that swallows the parameters after it. dmb quotes a value
+        // with spaces itself; one with a `"` cannot be said at all.
+        if value.contains('"') {
+            return Err(format!(
+                "`{s}`: the kernel cannot take a parameter value with a double quote in it (give the value without quotes: dmb quotes one with spaces)"
             ));
         }
         Ok(ParamArg {
@@ -300,7 +322,7 @@ pub fn plan(
         let my_params: Vec<String> = params
             .iter()
             .filter(|p| p.module == m.name)
-            .map(|p| format!("{}={}", p.key, p.value))
+            .map(ParamArg::kernel_form)
             .collect();
         let action = if kernel.loaded.is_loaded(&m.name) {
             let same = kernel.loaded.build_match(m);
@@ -576,10 +598,15 @@ mod tests {
         ));
         assert!("hello=1".parse::<ParamArg>().is_err());
         assert!("hello.x=a\nb".parse::<ParamArg>().is_err());
-        assert_eq!(
-            "hello.msg=\"a b\"".parse::<ParamArg>().unwrap().value,
-            "\"a b\""
-        );
+        // Quotes are the kernel's: a value cannot hold one; one with
+        // spaces is quoted for it.
+        assert!("hello.msg=\"a b\"".parse::<ParamArg>().is_err());
+        assert!("hello.msg=a\"b".parse::<ParamArg>().is_err());
+        let spaced: ParamArg = "hello.msg=a $(touch /x) b;c".parse().unwrap();
+        assert_eq!(spaced.value, "a $(touch /x) b;c");
+        assert_eq!(spaced.kernel_form(), "msg=\"a $(touch /x) b;c\"");
+        let plain: ParamArg = "hello.msg=a$b;c'd".parse().unwrap();
+        assert_eq!(plain.kernel_form(), "msg=a$b;c'd");
     }
 
     #[test]

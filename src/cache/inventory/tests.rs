@@ -8,6 +8,7 @@ fn image(id: &str, reference: Option<&str>, bytes: u64, containers: u64) -> Imag
         id: id.into(),
         reference: reference.map(str::to_string),
         unique_bytes: bytes,
+        shared_bytes: 0,
         containers,
     }
 }
