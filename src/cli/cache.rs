@@ -67,8 +67,8 @@ fn write_inventory(out: &mut impl Write, inv: &Inventory) -> std::io::Result<()>
     } else {
         writeln!(
             out,
-            "{:<27} {:>10}  {:<13} NAME",
-            "KIND", "SIZE", "REMOVED BY"
+            "{:<27} {:>10} {:>10}  {:<13} NAME",
+            "KIND", "SIZE", "SHARED", "REMOVED BY"
         )?;
     }
     for e in &inv.entries {
@@ -94,7 +94,7 @@ fn write_inventory(out: &mut impl Write, inv: &Inventory) -> std::io::Result<()>
     }
     writeln!(
         out,
-        "total: {} (SIZE: what each frees alone; SHARED: layers it shares with other images, freed with the last of them)",
+        "total: at least {} (SIZE: what each frees alone; SHARED: layers it shares with other images, freed with the last that holds them)",
         human(inv.total_bytes)
     )?;
     match &inv.cache_dir {
