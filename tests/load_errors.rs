@@ -137,7 +137,7 @@ fn without_the_running_kernels_crcs_nothing_is_loaded() {
         52,
         &[
             "cannot tell whether the modules fit the running kernel",
-            "without a privileged container",
+            "cannot be read without entering the VM",
         ],
     );
 }

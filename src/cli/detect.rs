@@ -22,7 +22,8 @@ pub struct ProbeArgs {
     #[arg(long, env = "DMB_PROBE_IMAGE", value_name = "IMAGE")]
     pub probe_image: Option<String>,
 
-    /// Do not enter the VM with a privileged container; read only what an
+    /// Do not enter the VM's mount namespace (a container with --pid=host,
+    /// CAP_SYS_ADMIN and CAP_SYS_PTRACE); read only what an
     /// ordinary container sees (no /etc/linuxkit.yml, no /boot, no /lib/modules).
     #[arg(long, env = "DMB_NO_VM_FILES", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_vm_files: bool,

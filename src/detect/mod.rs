@@ -72,7 +72,7 @@ pub struct Detection {
     pub kernel_ref: KernelRefPick,
     pub build_ref: BuildRefPick,
     pub modules: Modules,
-    /// Whether the VM's own files were read (a privileged container in
+    /// Whether the VM's own files were read (a container in
     /// PID 1's mount namespace), or only what any container sees.
     pub vm_files: bool,
     /// What is loaded, and which build of each.
@@ -112,7 +112,8 @@ pub enum DetectError {
 pub struct DetectOptions {
     /// The image with sh, nsenter, zcat, insmod… (busybox) that probes.
     pub probe_image: probe_image::ProbeImage,
-    /// Enter the VM's mount namespace with a privileged container. Off, only
+    /// Enter the VM's mount namespace (`--pid=host`, CAP_SYS_ADMIN and
+    /// CAP_SYS_PTRACE; never `--privileged`). Off, only
     /// what an ordinary container sees is read (no linuxkit.yml, no /boot).
     pub vm_files: bool,
 }
@@ -120,7 +121,7 @@ pub struct DetectOptions {
 const WHY_PRIVILEGED: &str = "reading the VM's own files (/etc/linuxkit.yml, /boot, /lib/modules) needs the mount namespace of its PID 1";
 
 /// Reads the facts, from the VM when allowed, else from an ordinary
-/// container (a privileged container is refused on some engines).
+/// container (entering the VM is refused on some engines).
 pub fn detect<E: ?Sized + Base>(
     session: &Session<E>,
     opts: &DetectOptions,
@@ -144,7 +145,7 @@ pub fn detect<E: ?Sized + Base>(
             Err(EngineError::Interrupted) => return Err(EngineError::Interrupted.into()),
             Err(e) => {
                 notes.push(format!(
-                    "could not read the VM's files with a privileged container ({e}); read what an ordinary container sees"
+                    "could not read the VM's files (a container in its PID namespace with CAP_SYS_ADMIN and CAP_SYS_PTRACE: {e}); read what an ordinary container sees"
                 ));
                 (run(false)?.stdout, false)
             }

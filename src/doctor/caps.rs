@@ -47,6 +47,8 @@ const NAMES: [&str; 41] = [
 ];
 
 pub const SYS_MODULE: u32 = 16;
+pub const SYS_PTRACE: u32 = 19;
+pub const SYS_ADMIN: u32 = 21;
 
 /// The capabilities the engine's host can hand out: the bounding set of
 /// its PID 1 (every process it starts, the engine among them, has at most

@@ -113,9 +113,9 @@ fn headers(session: &Session<DockerCli>, d: &Detection) -> Headers {
     if !d.vm_files || d.config.is_empty() {
         return Headers::Nothing {
             why: format!(
-                "{missing}, and synthesizing one needs the VM's files (its configuration and its modules' CRCs), which only a privileged container reads"
+                "{missing}, and synthesizing one needs the VM's files (its configuration and its modules' CRCs), which dmb could not read"
             ),
-            fix: "name a kernel image with --kernel-ref (KERNEL_REF), or let dmb run a privileged container in the VM".into(),
+            fix: "name a kernel image with --kernel-ref (KERNEL_REF), or let dmb enter the VM (no --no-vm-files; see vm-files)".into(),
         };
     }
     match crate::synth::sources::given_or_default(None, &d.release, &d.proc_version) {

@@ -5,11 +5,12 @@
 //! each with its status, what it means and how to fix it, and says what
 //! the problems block: a build with dmb's defaults, a load.
 //!
-//! Whether the engine allows a privileged container and CAP_SYS_MODULE is
-//! read from the capability bounding set of its host's PID 1 (an ordinary
-//! container with `--pid=host`), not tried: doctor itself never asks for
-//! either. With `--no-vm-files` it does not try the privileged probe
-//! either, and says what it inferred.
+//! Whether the engine allows a privileged container, CAP_SYS_MODULE and
+//! what reading the VM's files takes is read from the capability bounding
+//! set of its host's PID 1 (an ordinary container with `--pid=host`), not
+//! tried: doctor itself never asks for a privileged container nor for
+//! CAP_SYS_MODULE. Detection reads the VM's files as `dmb detect` does,
+//! unless `--no-vm-files`: then doctor says what it inferred.
 
 pub mod caps;
 mod gather;
@@ -96,7 +97,7 @@ pub enum Blocks {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Stable: `engine`, `builder`, `probe-image`, `pid-host`,
-    /// `privileged`, `module-loading`, `kernel`, `headers`,
+    /// `privileged`, `vm-files`, `module-loading`, `kernel`, `headers`,
     /// `builder-match`, `caches`.
     pub check: &'static str,
     pub status: Status,
@@ -160,6 +161,7 @@ pub fn assess(f: &Facts) -> Report {
                 "probe-image",
                 "pid-host",
                 "privileged",
+                "vm-files",
                 "module-loading",
                 "kernel",
                 "headers",
@@ -230,6 +232,7 @@ pub fn assess(f: &Facts) -> Report {
     });
 
     checks.push(privileged(f));
+    checks.push(vm_files(f));
     checks.push(module_loading(caps));
     checks.push(kernel(f));
     checks.push(headers(f));
@@ -269,55 +272,88 @@ fn report(checks: Vec<Finding>) -> Report {
 
 const WITHOUT_VM_FILES: &str = "dmb reads only what an ordinary container sees: no /etc/linuxkit.yml (so no kernel image named by the VM), no /boot configuration, no installed modules (no --crcs installed-modules, no dmb detect --save, no synthesis)";
 
+/// Whether a privileged container could start: dmb never asks for one,
+/// but people ask whether the engine allows it. Inferred, never tried.
 fn privileged(f: &Facts) -> Finding {
-    let inferred = match &f.host_caps {
-        Some(Ok(c)) => Some(c.withheld()),
-        _ => None,
-    };
-    let refusal = |withheld: &[String]| {
-        format!(
-            "the engine's host withholds {} from every process, and --privileged asks for all capabilities",
-            withheld.join(", ")
-        )
-    };
-    if !f.vm_files_asked {
-        return match inferred {
-            Some(w) if !w.is_empty() => finding(
-                "privileged",
-                Status::Warn,
-                format!("would be refused (inferred, not tried: --no-vm-files): {}", refusal(&w)),
-            )
-            .detail(WITHOUT_VM_FILES),
-            Some(_) => finding(
+    match &f.host_caps {
+        Some(Ok(c)) => match c.withheld() {
+            w if w.is_empty() => finding(
                 "privileged",
                 Status::Ok,
-                "not tried (--no-vm-files); the engine's host withholds no capability, so a privileged container can start",
+                "dmb needs no privileged container (this engine would start one: its host withholds no capability)",
             ),
-            None => skipped("privileged", "--no-vm-files, and the host's capabilities are unknown"),
+            w => finding(
+                "privileged",
+                Status::Ok,
+                format!(
+                    "dmb needs no privileged container; this engine would refuse one: its host withholds {} from every process, and --privileged asks for every capability",
+                    w.join(", ")
+                ),
+            )
+            .detail("so `docker run --privileged` fails here; dmb reads the VM's files with --pid=host, CAP_SYS_ADMIN and CAP_SYS_PTRACE only, and loads with CAP_SYS_MODULE only"),
+        },
+        Some(Err(_)) => finding(
+            "privileged",
+            Status::Ok,
+            "dmb needs no privileged container (and an engine that refuses --pid=host refuses privileged ones too)",
+        ),
+        None => skipped("privileged", "no probe image"),
+    }
+}
+
+/// The capabilities reading the VM's files takes (besides --pid=host).
+const VM_FILES_CAPS: [u32; 2] = [caps::SYS_ADMIN, caps::SYS_PTRACE];
+
+/// Whether dmb can read the VM's own files: tried by detection, unless
+/// `--no-vm-files`, when it is inferred from the host's capabilities.
+fn vm_files(f: &Facts) -> Finding {
+    let withheld: Option<Vec<String>> = match &f.host_caps {
+        Some(Ok(c)) => Some(
+            VM_FILES_CAPS
+                .iter()
+                .filter(|&&cap| !c.has(cap))
+                .map(|&cap| caps::name(cap))
+                .collect(),
+        ),
+        _ => None,
+    };
+    if !f.vm_files_asked {
+        return match withheld {
+            Some(w) if w.is_empty() => finding(
+                "vm-files",
+                Status::Ok,
+                "not tried (--no-vm-files); the engine allows what reading the VM's files takes (--pid=host, CAP_SYS_ADMIN, CAP_SYS_PTRACE)",
+            ),
+            Some(w) => finding(
+                "vm-files",
+                Status::Warn,
+                format!(
+                    "would be refused (inferred, not tried: --no-vm-files): the engine's host withholds {}",
+                    w.join(", ")
+                ),
+            )
+            .detail(WITHOUT_VM_FILES),
+            None => skipped("vm-files", "--no-vm-files, and the host's capabilities are unknown"),
         };
     }
     match &f.detection {
         Some(Ok(d)) if d.vm_files => finding(
-            "privileged",
+            "vm-files",
             Status::Ok,
-            "privileged containers run: dmb reads the VM's own files (linuxkit.yml, /boot, /lib/modules)",
+            "dmb reads the VM's own files (/etc/linuxkit.yml, /boot, /lib/modules) from a container in its PID namespace with CAP_SYS_ADMIN and CAP_SYS_PTRACE",
         ),
         Some(Ok(d)) => {
             let said = d
                 .notes
                 .iter()
-                .find(|n| n.contains("privileged"))
+                .find(|n| n.contains("VM's files"))
                 .cloned()
-                .unwrap_or_else(|| "a privileged container was refused".into());
-            let mut x = finding("privileged", Status::Warn, format!("refused: {said}"))
+                .unwrap_or_else(|| "the container that reads them was refused".into());
+            finding("vm-files", Status::Warn, format!("refused: {said}"))
                 .detail(WITHOUT_VM_FILES)
-                .fix("on Docker Desktop: turn Enhanced Container Isolation off; on other engines: run dockerd with every capability (not rootless, no user namespace remapping)");
-            if let Some(w) = inferred.filter(|w| !w.is_empty()) {
-                x.summary.push_str(&format!("; {}", refusal(&w)));
-            }
-            x
+                .fix("on Docker Desktop: turn Enhanced Container Isolation off; on other engines: let containers have --pid=host, CAP_SYS_ADMIN and CAP_SYS_PTRACE (not rootless, no user namespace remapping)")
         }
-        _ => skipped("privileged", "detection did not run"),
+        _ => skipped("vm-files", "detection did not run"),
     }
 }
 

@@ -54,13 +54,35 @@ fn a_withheld_capability_means_no_privileged_container() {
     }));
     let r = assess(&f);
     let p = check(&r, "privileged");
-    assert_eq!(p.status, Status::Warn);
+    assert_eq!(p.status, Status::Ok);
+    assert!(p.summary.contains("would refuse"), "{}", p.summary);
     assert!(p.summary.contains("CAP_SYS_RESOURCE"), "{}", p.summary);
-    assert!(p.summary.contains("inferred, not tried"), "{}", p.summary);
-    assert!(p.detail.as_deref().unwrap().contains("/etc/linuxkit.yml"));
+    assert!(
+        p.summary.contains("dmb needs no privileged container"),
+        "{}",
+        p.summary
+    );
+    // Reading the VM's files needs less: still possible, inferred.
+    let v = check(&r, "vm-files");
+    assert_eq!(v.status, Status::Ok, "{v:?}");
+    assert!(v.summary.contains("not tried"), "{}", v.summary);
     // CAP_SYS_MODULE is still there: loading is possible.
     assert_eq!(check(&r, "module-loading").status, Status::Ok);
     assert!(!r.blocks_load);
+}
+
+#[test]
+fn without_cap_sys_admin_the_vm_files_cannot_be_read() {
+    let mut f = facts();
+    f.host_caps = Some(Ok(HostCaps {
+        bounding_set: 0x1ff_ffff_ffff & !(1 << caps::SYS_ADMIN),
+        last: 40,
+    }));
+    let r = assess(&f);
+    let v = check(&r, "vm-files");
+    assert_eq!(v.status, Status::Warn);
+    assert!(v.summary.contains("CAP_SYS_ADMIN"), "{}", v.summary);
+    assert!(v.detail.as_deref().unwrap().contains("/etc/linuxkit.yml"));
 }
 
 #[test]

@@ -102,7 +102,8 @@ pub struct RunRequest {
     /// what `/proc/1` says of the engine's host.
     pub pid_host: bool,
     /// Run the script in the mount namespace of the engine's PID 1 (the
-    /// VM's own files): needs `--privileged --pid=host` and `nsenter` in the
+    /// VM's own files): `--pid=host` with CAP_SYS_ADMIN and CAP_SYS_PTRACE
+    /// (never `--privileged`: `docker::HOST_MOUNT_NAMESPACE`) and `nsenter` in the
     /// image. The value says why, for `-v`. Only for reading the target
     /// VM's files; never used to load.
     pub host_mount_namespace: Option<&'static str>,

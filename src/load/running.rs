@@ -130,7 +130,7 @@ impl RunningKernel {
         if !detection.vm_files {
             return Err(LoadError::NoKernelFacts {
                 detail: format!(
-                    "no kernel image{} and the VM's installed modules cannot be read without a privileged container",
+                    "no kernel image{} and the VM's installed modules cannot be read without entering the VM (--no-vm-files, or refused)",
                     reference.map(|r| format!(" ({r} is not in the engine)")).unwrap_or_default()
                 ),
             }

@@ -2,7 +2,8 @@
 //! and, when the kernel's `Module.symvers` is out of reach, the CRCs its
 //! installed modules record.
 //!
-//! Both need the VM's mount namespace, so a privileged container with the
+//! Both need the VM's mount namespace, so a container (CAP_SYS_ADMIN,
+//! CAP_SYS_PTRACE, never privileged) with the
 //! host's PID namespace (`nsenter -t 1 -m`) — for reading only. The
 //! modules are then inserted from an unprivileged container.
 
@@ -20,7 +21,7 @@ use crate::tarball::each_regular_file;
 const WHY_VM_FILES: &str =
     "the VM's own modules (/lib/modules) are only visible in the mount namespace of its PID 1";
 
-/// A privileged container in the VM's mount namespace, for reading.
+/// A container in the VM's mount namespace, for reading.
 fn vm_request<E: ?Sized + Engine>(
     session: &Session<E>,
     image: &str,

@@ -75,7 +75,7 @@ pub enum SynthError {
     #[error("{path}: {reason}")]
     BadSnapshot { path: String, reason: String },
     #[error(
-        "a snapshot needs the VM's installed modules, which only a privileged container can read"
+        "a snapshot needs the VM's installed modules, which only a container that enters the VM can read"
     )]
     SnapshotNeedsVmFiles,
     #[error(
@@ -147,7 +147,7 @@ impl SynthError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             SynthError::BadSnapshot { .. } => "make one with `dmb detect --save FILE` against the engine whose kernel it is for".into(),
-            SynthError::SnapshotNeedsVmFiles => "let dmb run a privileged container in the VM (no --no-vm-files); the kernel's CRCs come from its modules".into(),
+            SynthError::SnapshotNeedsVmFiles => "let dmb enter the VM (no --no-vm-files: a container with --pid=host, CAP_SYS_ADMIN and CAP_SYS_PTRACE); the kernel's CRCs come from its modules".into(),
             SynthError::NoConfig { .. } => "a kernel without CONFIG_IKCONFIG_PROC and no /boot/config file cannot be synthesized: its configuration decides every structure".into(),
             SynthError::NoSource { suggestion, .. } => format!("give the kernel's source with --source: {suggestion} (a file, a directory, or an http(s) URL with --sha256)"),
             SynthError::Source { .. } => "give the kernel's source with --source: a tarball (linux-<version>.tar.xz, a distribution's source tarball) or a directory".into(),
