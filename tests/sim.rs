@@ -110,19 +110,32 @@ fn a_module_built_by_dmb_loads_in_the_sim_and_a_restart_unloads_it() {
     }
     assert_eq!(report["blocks_build"], false);
     assert_eq!(report["blocks_load"], false);
-    let privileged = report["checks"]
+    let vm_files = report["checks"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["check"] == "privileged")
+        .find(|c| c["check"] == "vm-files")
         .unwrap();
     assert!(
-        privileged["summary"]
+        vm_files["summary"]
             .as_str()
             .unwrap()
             .contains("reads the VM's own files"),
-        "{privileged}"
+        "{vm_files}"
     );
+    // detect, too, entered the VM without a privileged container.
+    let mut traced = user_dmb_in(&host, user_cache.path());
+    traced.args(["-v", "detect", "--json"]);
+    let out = run(traced, 3 * MIN, "dmb -v detect (in the VM)");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let trace = stderr(&out);
+    assert!(!trace.contains("--privileged"), "{trace}");
+    assert!(
+        trace.contains("--pid=host --cap-add SYS_ADMIN --cap-add SYS_PTRACE"),
+        "{trace}"
+    );
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["vm_files"], true);
     let mut lookup = Command::new(env!("CARGO_BIN_EXE_dmb"));
     lookup
         .env("DOCKER_HOST", &host)
