@@ -249,7 +249,7 @@ fn an_option_that_only_adds_a_driver_builds_after_the_crcs_agree() {
     let make_step = err
         .lines()
         .find(|l| l.contains("in_tree_build.sh\"]"))
-        .and_then(|l| l.trim().split_whitespace().next())
+        .and_then(|l| l.split_whitespace().next())
         .map(str::to_string);
     let cached = make_step.is_some_and(|n| err.lines().any(|l| l.trim() == format!("{n} CACHED")));
     assert!(
