@@ -48,6 +48,8 @@ pub const INSERT_FAILED: i32 = 61;
 pub const NOT_LOADED: i32 = 62;
 pub const IN_USE: i32 = 63;
 pub const REMOVE_FAILED: i32 = 64;
+/// Another run held the VM's module lock for longer than `--wait`.
+pub const LOCK_HELD: i32 = 65;
 pub const IN_TREE_UNKNOWN: i32 = 70;
 pub const IN_TREE_NOT_A_MODULE: i32 = 71;
 pub const IN_TREE_CHANGES_KERNEL: i32 = 72;
@@ -60,6 +62,8 @@ pub const SYNTH_CONFIG: i32 = 82;
 pub const SYNTH_CRCS: i32 = 83;
 pub const SYNTH_FAILED: i32 = 84;
 pub const KMM: i32 = 86;
+/// `--timeout` ran out.
+pub const TIMED_OUT: i32 = 124;
 pub const INTERRUPTED: i32 = 130;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +93,8 @@ pub enum Error {
     #[error(transparent)]
     Unload(#[from] UnloadError),
     #[error(transparent)]
+    Lock(#[from] crate::load::lock::LockError),
+    #[error(transparent)]
     Synth(#[from] SynthError),
     #[error(transparent)]
     Dkms(#[from] DkmsError),
@@ -113,6 +119,8 @@ impl Error {
             Error::Synth(e) => e.code(),
             Error::Dkms(e) => e.code(),
             Error::Kmm(_) => KMM,
+            Error::Lock(_) => LOCK_HELD,
+            Error::Load(L::Interrupted { .. }) => crate::interrupt::exit_code(),
             Error::InTree(T::UnknownName { .. }) => IN_TREE_UNKNOWN,
             Error::InTree(
                 T::NotAModule { .. }
@@ -132,7 +140,7 @@ impl Error {
             Error::InTree(T::MissingDependency { .. }) => IN_TREE_DEPENDENCY,
             Error::Engine(En::CliNotFound { .. } | En::Unreachable { .. }) => ENGINE_UNREACHABLE,
             Error::Engine(En::NoBuildKit | En::NoBuildx) => NO_BUILDKIT,
-            Error::Engine(En::Interrupted) => INTERRUPTED,
+            Error::Engine(En::Interrupted) => crate::interrupt::exit_code(),
             Error::Engine(En::Command { .. } | En::Stream { .. }) => UNEXPECTED,
             Error::Build(B::ModuleDirMissing { .. }) => MODULE_DIR_MISSING,
             Error::Build(B::NoMakefile { .. }) => NO_MAKEFILE,
@@ -187,6 +195,10 @@ impl Error {
         use SourceError as S;
         use UnloadError as U;
         Some(match self {
+            Error::Lock(_) => format!(
+                "wait for it, or give it longer with --wait SECONDS; if that run is gone for good (killed on another machine), `docker rm -f {}` frees the VM",
+                crate::load::lock::LOCK_NAME
+            ),
             Error::Synth(e) => return e.hint(),
             Error::Dkms(e) => return e.hint(),
             Error::Kmm(crate::kmm::KmmError::WhichModule { .. }) => {

@@ -124,3 +124,75 @@ fn non_empty_var(name: &str) -> Option<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
 }
+
+/// On SIGINT, SIGTERM or SIGHUP, stores 128 + its number in `status`
+/// (the shell's convention for the exit status), and nothing else: the
+/// run polls it and stops cleanly.
+#[cfg(unix)]
+pub fn on_stop_signals(
+    status: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        signal_hook::flag::register_usize(signal, status.clone(), 128 + signal as usize)?;
+    }
+    Ok(())
+}
+
+/// The console's Ctrl-C (and Ctrl-Break, close) as SIGINT's 130.
+#[cfg(windows)]
+pub fn on_stop_signals(
+    status: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> std::io::Result<()> {
+    let status = status.clone();
+    ctrlc::set_handler(move || status.store(130, std::sync::atomic::Ordering::SeqCst))
+        .map_err(std::io::Error::other)
+}
+
+/// Whether a child was ended by SIGINT, SIGTERM or SIGHUP.
+#[cfg(unix)]
+pub fn killed_by_stop_signal(status: &std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    matches!(status.signal(), Some(2 | 15 | 1))
+}
+
+/// A Windows console's Ctrl-C does not reach a child of a group of its own.
+#[cfg(windows)]
+pub fn killed_by_stop_signal(_status: &std::process::ExitStatus) -> bool {
+    false
+}
+
+/// This machine's name, to tell a user whose run holds a lock.
+#[cfg(unix)]
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|n| n.into_string().ok())
+        .unwrap_or_default()
+}
+
+#[cfg(windows)]
+pub fn host_name() -> String {
+    std::env::var("COMPUTERNAME").unwrap_or_default()
+}
+
+/// Whether a process of this machine is still there (a lock whose holder
+/// is gone may be taken over at once). Where that cannot be asked, it is
+/// assumed alive: the lock's lease ends it.
+#[cfg(unix)]
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        // It exists, and is someone else's.
+        Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
+#[cfg(windows)]
+pub fn process_alive(_pid: u32) -> bool {
+    true
+}

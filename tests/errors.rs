@@ -293,8 +293,9 @@ fn a_docker_cli_that_is_not_there() {
     );
 }
 
-/// Ctrl-C in a terminal signals the whole foreground process group.
-fn interrupt_a_build(flavour: Flavour) {
+/// Ctrl-C in a terminal signals the whole foreground process group
+/// (SIGINT); a service manager or `kill` signals dmb alone (SIGTERM).
+fn interrupt_a_build(flavour: Flavour, signal: nix::sys::signal::Signal) {
     let _engine = engine_lock();
     let before = EngineState::now();
     let mut child = dmb(flavour)
@@ -328,15 +329,19 @@ fn interrupt_a_build(flavour: Flavour) {
             break;
         }
     }
-    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    if signal == nix::sys::signal::Signal::SIGINT {
+        nix::sys::signal::killpg(pid, signal).unwrap();
+    } else {
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
     let stopped = Instant::now();
     let status = child.wait().unwrap();
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
         log.push_str(&line);
         log.push('\n');
     }
-    assert_eq!(status.code(), Some(130), "{log}");
+    assert_eq!(status.code(), Some(128 + signal as i32), "{log}");
     assert!(
         stopped.elapsed() < Duration::from_secs(60),
         "took {:?} to stop",
@@ -348,12 +353,22 @@ fn interrupt_a_build(flavour: Flavour) {
 
 #[test]
 fn ctrl_c_during_a_legacy_build() {
-    interrupt_a_build(LEGACY);
+    interrupt_a_build(LEGACY, nix::sys::signal::Signal::SIGINT);
 }
 
 #[test]
 fn ctrl_c_during_a_buildkit_build() {
-    interrupt_a_build(BUILDKIT);
+    interrupt_a_build(BUILDKIT, nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_during_a_legacy_build() {
+    interrupt_a_build(LEGACY, nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn sigterm_during_a_buildkit_build() {
+    interrupt_a_build(BUILDKIT, nix::sys::signal::Signal::SIGTERM);
 }
 
 #[test]

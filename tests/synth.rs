@@ -35,6 +35,10 @@ fn kit_source() -> PathBuf {
 /// registry can bring here; the kit's builder is that image, debootstrapped)
 /// unless `args` name another.
 fn synthesize(args: &[&str]) -> std::process::Output {
+    run(synthesize_command(args), 40 * MIN, "dmb kernel synthesize")
+}
+
+fn synthesize_command(args: &[&str]) -> Command {
     let kit = kit();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dmb"));
     for (k, _) in std::env::vars() {
@@ -50,7 +54,7 @@ fn synthesize(args: &[&str]) -> std::process::Output {
     if !args.contains(&"--build-ref") {
         cmd.args(["--build-ref", &kit.build_ref]);
     }
-    run(cmd, 40 * MIN, "dmb kernel synthesize")
+    cmd
 }
 
 fn sha256_of(file: &Path) -> String {
@@ -350,14 +354,30 @@ fn refusals(snapshot: &Path, source: &Path, scratch: &Path) {
         device_patch(source),
     )
     .unwrap();
-    let done = synthesize(&[
+    let patched = [
         "--snapshot",
         snapshot.to_str().unwrap(),
         "--source",
         source.to_str().unwrap(),
         "--patches",
         patches.to_str().unwrap(),
-    ]);
+    ];
+    // Stopped while it unpacks the (new) patched source: the signal's
+    // status, and nothing left (no container, no half-made image).
+    for stop in [Stop::CtrlC, Stop::Term] {
+        let _engine = engine_lock();
+        let before = EngineState::now();
+        let images_before = docker_ok(&["images", "-q", "--no-trunc"]);
+        let (code, log) = stop_when(synthesize_command(&patched), "unpacking", stop, 10 * MIN);
+        assert_eq!(code, Some(stop.code()), "{log}");
+        before.assert_unchanged();
+        assert_eq!(
+            docker_ok(&["images", "-q", "--no-trunc"]),
+            images_before,
+            "{log}"
+        );
+    }
+    let done = synthesize(&patched);
     let err = stderr(&done);
     assert_eq!(done.status.code(), Some(83), "{err}");
     assert!(err.contains("symbols whose CRCs disagree"), "{err}");

@@ -40,6 +40,11 @@ pub struct LoadArgs {
     #[arg(long, env = "KERNEL_REF")]
     pub kernel_ref: Option<String>,
 
+    /// Seconds to wait while another dmb load or unload is changing the
+    /// VM's modules (the lock lives in the engine).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub wait: u64,
+
     /// Do not check the modules against the running kernel first.
     #[arg(long)]
     pub no_check: bool,
@@ -90,6 +95,11 @@ pub struct UnloadArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Seconds to wait while another dmb load or unload is changing the
+    /// VM's modules (the lock lives in the engine).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub wait: u64,
+
     /// Print the outcome as JSON.
     #[arg(long)]
     pub json: bool,
@@ -119,13 +129,14 @@ pub fn load(cli: &Cli, args: &LoadArgs) -> Outcome {
         crcs: args.crcs.into(),
         kernel_ref: args.kernel_ref.clone(),
         detect: args.probe.options(),
+        wait: std::time::Duration::from_secs(args.wait),
     };
     let outcome = {
         let mut terminal = Terminal::for_cli(cli);
         load::load(&engine, &opts, &mut terminal)?
     };
     print_result(args.json, &outcome, write_load);
-    Ok(0)
+    finished_unless_signalled()
 }
 
 fn write_load(out: &mut impl Write, o: &LoadOutcome) -> std::io::Result<()> {
@@ -207,13 +218,14 @@ pub fn unload(cli: &Cli, args: &UnloadArgs) -> Outcome {
         persist: args.persist,
         dry_run: args.dry_run,
         image: args.probe.probe_image(),
+        wait: std::time::Duration::from_secs(args.wait),
     };
     let outcome = {
         let mut terminal = Terminal::for_cli(cli);
         unload::unload(&engine, &opts, &mut terminal)?
     };
     print_result(args.json, &outcome, write_unload);
-    Ok(0)
+    finished_unless_signalled()
 }
 
 fn write_unload(out: &mut impl Write, o: &UnloadOutcome) -> std::io::Result<()> {
@@ -293,4 +305,14 @@ fn write_status(out: &mut impl Write, s: &Status) -> std::io::Result<()> {
         writeln!(out, "note: {n}")?;
     }
     Ok(())
+}
+
+/// A load or unload that a stop signal reached once it was changing the
+/// VM's kernel finished first (its outcome is printed); the exit status
+/// still says that it was asked to stop.
+fn finished_unless_signalled() -> Outcome {
+    if crate::interrupt::pending() {
+        return Err(crate::engine::EngineError::Interrupted.into());
+    }
+    Ok(0)
 }

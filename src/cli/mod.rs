@@ -43,6 +43,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "DMB_DOCKER", default_value = "docker")]
     pub docker: PathBuf,
 
+    /// Stop after this many seconds, as Ctrl-C would (a Makefile that never
+    /// ends): what the run made is removed, and dmb exits with 124.
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -90,6 +95,9 @@ pub fn main() -> i32 {
     };
     if let Err(e) = crate::interrupt::install_handler() {
         eprintln!("dmb: warning: cannot catch Ctrl-C: {e}");
+    }
+    if let Some(seconds) = cli.timeout {
+        crate::interrupt::stop_after(std::time::Duration::from_secs(seconds));
     }
     let result = match &cli.command {
         Command::Build(args) => build::run(&cli, args),

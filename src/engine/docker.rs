@@ -83,7 +83,7 @@ impl DockerCli {
         if !done.success() || cli.server_version.is_empty() {
             return Err(EngineError::Unreachable {
                 program: cli.program_name(),
-                detail: last_meaningful_line(&done.output_tail),
+                detail: failure_detail(&done),
             });
         }
         cli.builder = cli.choose_builder(&choice)?;
@@ -194,7 +194,7 @@ impl DockerCli {
         } else {
             Err(EngineError::Command {
                 command: inv.summary(),
-                detail: last_meaningful_line(&done.output_tail),
+                detail: failure_detail(&done),
             })
         }
     }
@@ -208,7 +208,7 @@ impl DockerCli {
         } else {
             Err(EngineError::Command {
                 command: inv.summary(),
-                detail: last_meaningful_line(&done.output_tail),
+                detail: failure_detail(&done),
             })
         }
     }
@@ -309,6 +309,17 @@ fn major(version: &str) -> Option<u32> {
 
 /// The line of an error output that says what went wrong (docker ends with
 /// usage hints such as "See 'docker --help'").
+/// The engine's own words about a failed command; with none, how it ended
+/// (an exit status, or the signal that ended it).
+fn failure_detail(done: &Finished) -> String {
+    let line = last_meaningful_line(&done.output_tail);
+    if line == "no output" {
+        format!("no output ({})", done.status)
+    } else {
+        line
+    }
+}
+
 fn last_meaningful_line(lines: &[String]) -> String {
     lines
         .iter()
@@ -342,7 +353,7 @@ impl Images for DockerCli {
         } else {
             Err(EngineError::Command {
                 command: inv.summary(),
-                detail: last_meaningful_line(&done.output_tail),
+                detail: failure_detail(&done),
             })
         }
     }

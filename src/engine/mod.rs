@@ -179,8 +179,16 @@ pub enum EngineError {
     Command { command: String, detail: String },
     #[error("reading the output of `{command}` failed: {detail}")]
     Stream { command: String, detail: String },
-    #[error("interrupted")]
+    #[error("{}", crate::interrupt::describe())]
     Interrupted,
+}
+
+impl EngineError {
+    /// Whether a create failed because the name is taken (the engine's
+    /// "Conflict. The container name … is already in use").
+    pub fn is_name_conflict(&self) -> bool {
+        matches!(self, EngineError::Command { detail, .. } if detail.contains("is already in use"))
+    }
 }
 
 /// A reader of a stream that dmb gets from the engine. It returns `Ok(true)`

@@ -15,6 +15,14 @@ use crate::{interrupt, platform};
 const GRACE: Duration = Duration::from_secs(20);
 /// How many trailing output lines are kept for error reports.
 const TAIL_LINES: usize = 400;
+/// How much of a command's stdout is kept: far more than any of dmb's
+/// scripts print (a probe prints a few MB), far less than a build whose
+/// Makefile floods its log. The rest still streams to `on_line`.
+pub const STDOUT_LIMIT: usize = 64 << 20;
+/// A line longer than this is cut there (the rest, up to its newline, is
+/// passed over): a Makefile that prints a gigabyte with no newline must
+/// not make dmb hold it.
+pub const LINE_LIMIT: usize = 64 << 10;
 
 /// One command line: a program and its arguments, plus environment overrides.
 #[derive(Debug, Clone)]
@@ -120,8 +128,8 @@ fn quote(word: &str) -> String {
     }
 }
 
-/// What a finished command left: its status, its whole stdout, and the last
-/// lines of its combined output.
+/// What a finished command left: its status, its stdout (the first
+/// [`STDOUT_LIMIT`] bytes), and the last lines of its combined output.
 #[derive(Debug)]
 pub struct Finished {
     pub status: ExitStatus,
@@ -183,6 +191,26 @@ pub fn run(
     interruptible: bool,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Finished, RunError> {
+    let done = run_once(inv, interruptible, on_line)?;
+    // A Ctrl-C sent to dmb's process group in the instant a child is being
+    // spawned (before it has a group of its own) reaches the child as it
+    // starts, and kills it before it runs. dmb never sends a child that
+    // signal without saying so (`run_once` returns `Interrupted` then).
+    if interrupt::pending() && platform::killed_by_stop_signal(&done.status) {
+        if interrupt::requested() {
+            return Err(RunError::Interrupted);
+        }
+        // Held back (a step that must finish): the child never ran; again.
+        return run_once(inv, interruptible, on_line);
+    }
+    Ok(done)
+}
+
+fn run_once(
+    inv: &Invocation,
+    interruptible: bool,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<Finished, RunError> {
     let program = inv.program.to_string_lossy().into_owned();
     let mut child = inv
         .command()
@@ -193,7 +221,9 @@ pub fn run(
             program: program.clone(),
             source,
         })?;
-    let (tx, rx) = mpsc::channel();
+    // Bounded: a child that prints faster than dmb handles its lines
+    // waits, instead of filling dmb's memory.
+    let (tx, rx) = mpsc::sync_channel(1024);
     let readers = [
         pump(
             child
@@ -220,8 +250,10 @@ pub fn run(
             Ok(line) => {
                 let text = match line {
                     Line::Out(t) => {
-                        stdout.push_str(&t);
-                        stdout.push('\n');
+                        if stdout.len() + t.len() < STDOUT_LIMIT {
+                            stdout.push_str(&t);
+                            stdout.push('\n');
+                        }
                         t
                     }
                     Line::Err(t) => t,
@@ -283,7 +315,7 @@ fn stop_on_interrupt(child: &mut Child, interrupted_at: &mut Option<Instant>) {
 
 fn pump(
     stream: Option<Box<dyn Read + Send>>,
-    tx: mpsc::Sender<Line>,
+    tx: mpsc::SyncSender<Line>,
     wrap: fn(String) -> Line,
 ) -> Option<thread::JoinHandle<()>> {
     let stream = stream?;
@@ -292,9 +324,9 @@ fn pump(
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
+            match read_line_cut(&mut reader, &mut buf) {
+                Ok(false) => break,
+                Ok(true) => {
                     // BuildKit and the legacy builder end progress lines with
                     // "\r"; a line is what the user would see last.
                     let text = String::from_utf8_lossy(&buf);
@@ -304,9 +336,39 @@ fn pump(
                         break;
                     }
                 }
+                Err(_) => break,
             }
         }
     }))
+}
+
+/// Reads one line into `buf`, keeping at most [`LINE_LIMIT`] bytes of it
+/// (the rest of a longer line is read and dropped). False at the end.
+fn read_line_cut(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let n = reader
+        .by_ref()
+        .take(LINE_LIMIT as u64)
+        .read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if buf.last() != Some(&b'\n') && n == LINE_LIMIT {
+        // Pass over the rest of the line, a buffer at a time.
+        loop {
+            let (used, done) = {
+                let chunk = reader.fill_buf()?;
+                match chunk.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (chunk.len(), chunk.is_empty()),
+                }
+            };
+            reader.consume(used);
+            if done {
+                break;
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// A running command whose stdout is read as a byte stream (`docker cp … -`).
@@ -375,6 +437,21 @@ impl Drop for Streaming {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_cut_and_the_next_is_whole() {
+        let mut input = vec![b'x'; LINE_LIMIT * 3 + 17];
+        input.extend_from_slice(b"\nnext\n");
+        let mut reader = BufReader::with_capacity(4096, &input[..]);
+        let mut buf = Vec::new();
+        assert!(read_line_cut(&mut reader, &mut buf).unwrap());
+        assert_eq!(buf.len(), LINE_LIMIT);
+        buf.clear();
+        assert!(read_line_cut(&mut reader, &mut buf).unwrap());
+        assert_eq!(buf, b"next\n");
+        buf.clear();
+        assert!(!read_line_cut(&mut reader, &mut buf).unwrap());
+    }
 
     #[test]
     fn display_quotes_only_what_needs_it() {

@@ -73,6 +73,8 @@ pub fn insert<E: ?Sized + Engine>(
     let mut spec = session.container(image, "load", scripts::LOAD);
     spec.cap_add = vec!["SYS_MODULE"];
     spec.script = Some((scripts::LOAD, vec!["once".to_string()]));
+    spec.labels
+        .push((super::lock::UNDER_LOCK_LABEL.to_string(), "1".to_string()));
     engine.create(&spec)?;
     engine.copy_into(&spec.name, stage, LOADER_DIR)?;
     let done = engine.start_attached(&spec.name)?;

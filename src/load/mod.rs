@@ -13,6 +13,7 @@
 
 mod events;
 pub mod insert;
+pub mod lock;
 pub mod plan;
 pub mod record;
 pub mod running;
@@ -46,6 +47,8 @@ pub struct LoadOptions {
     pub kernel_ref: Option<String>,
     /// The small image (busybox) that probes, loads and keeps loading.
     pub detect: DetectOptions,
+    /// How long to wait for another run that holds the VM's module lock.
+    pub wait: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,8 @@ pub enum LoadError {
     },
     #[error("{module} was loaded (another build) while dmb was loading")]
     LoadRace { module: String },
+    #[error("{}{}", crate::interrupt::describe(), if rolled_back.is_empty() { ": nothing was inserted".to_string() } else { format!(": removed what this run had inserted ({})", rolled_back.join(", ")) })]
+    Interrupted { rolled_back: Vec<String> },
     #[error("the loading container gave no account of itself: {detail}")]
     LoaderSilent { detail: String },
     #[error("{what}: {detail}")]
@@ -116,11 +121,32 @@ pub fn load<E: ?Sized + Engine>(
     let scratch = tempfile::tempdir().map_err(io("creating a temporary directory"))?;
     let given = module_files::read(&opts.sources, Some(&session), scratch.path())?;
 
+    // The lock comes before detection: what is loaded must not change
+    // between reading it and inserting. It needs an image with `sleep`:
+    // the one that will probe and load.
+    let probe = opts.detect.probe_image.settle(&session)?;
+    let lock = if opts.dry_run {
+        None
+    } else {
+        Some(lock::acquire(
+            &session,
+            &probe.image,
+            "load",
+            opts.wait,
+            progress,
+        )?)
+    };
+    let detect_opts = DetectOptions {
+        probe_image: detect::probe_image::ProbeImage::Named(probe.image.clone()),
+        ..opts.detect.clone()
+    };
     progress.step("detecting the running kernel");
-    let detection = detect::detect(&session, &opts.detect)?;
+    let detection = detect::detect(&session, &detect_opts)?;
     // The loader runs in the image that probed.
     let probe_image = detection.probe_image.clone();
-    let mut notes = detection.notes.clone();
+    let mut notes: Vec<String> = probe.why.iter().cloned().collect();
+    notes.extend(lock.iter().flat_map(|l| l.notes.iter().cloned()));
+    notes.extend(detection.notes.iter().cloned());
     if !detection.vm_files {
         notes.push("the VM's own files were not read: dependencies from its /lib/modules and its installed modules' CRCs are out of reach".into());
     }
@@ -180,22 +206,44 @@ pub fn load<E: ?Sized + Engine>(
 
     let stage = scratch.path().join("stage");
     let record = insert::stage(&outcome.plan, opts.persist, &stage)?;
-    let inserts: Vec<&str> = outcome.plan.inserts().map(|s| s.module.as_str()).collect();
-    if !inserts.is_empty() {
-        progress.step(&format!(
-            "inserting {} (a container with CAP_SYS_MODULE only, no network)",
-            inserts.join(", ")
-        ));
-        outcome.inserted = insert::insert(&session, &probe_image, &stage)?;
-    }
-    record::record_load(
-        &session,
-        &probe_image,
-        &record,
-        &stage,
-        &detection.loaded,
-        &mut outcome,
-    )?;
+    let inserts: Vec<String> = outcome.plan.inserts().map(|s| s.module.clone()).collect();
+    // Inserting and recording are not cut short by a stop signal: a cut
+    // would leave a half-loaded set, or modules loaded with no record.
+    // A signal that came while inserting undoes the insertions; one that
+    // came while recording lets the record finish (the caller then exits
+    // with the signal's status).
+    crate::interrupt::deferred(|| -> Result<(), crate::Error> {
+        if !inserts.is_empty() {
+            progress.step(&format!(
+                "inserting {} (a container with CAP_SYS_MODULE only, no network)",
+                inserts.join(", ")
+            ));
+            outcome.inserted = insert::insert(&session, &probe_image, &stage)?;
+        }
+        if crate::interrupt::pending() {
+            let order: Vec<String> = outcome.inserted.iter().rev().cloned().collect();
+            if !order.is_empty() {
+                progress.step(&format!(
+                    "stopping: removing what this run inserted ({})",
+                    order.join(", ")
+                ));
+                unload::remove(&session, &probe_image, &order)?;
+            }
+            return Err(LoadError::Interrupted { rolled_back: order }.into());
+        }
+        record::record_load(
+            &session,
+            &probe_image,
+            &record,
+            &stage,
+            &detection.loaded,
+            &mut outcome,
+        )?;
+        if crate::interrupt::pending() {
+            outcome.notes.push("a stop signal came while the load was being recorded: it was finished first, so that nothing is half-done".into());
+        }
+        Ok(())
+    })?;
     Ok(outcome)
 }
 

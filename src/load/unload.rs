@@ -47,6 +47,8 @@ pub struct UnloadOptions {
     pub dry_run: bool,
     /// The small image (busybox) that reads the state and unloads.
     pub image: crate::detect::probe_image::ProbeImage,
+    /// How long to wait for another run that holds the VM's module lock.
+    pub wait: std::time::Duration,
 }
 
 /// Unloads `names`, users first, and with them the dependencies dmb loaded
@@ -58,8 +60,16 @@ pub fn unload<E: ?Sized + Engine>(
 ) -> Result<UnloadOutcome, crate::Error> {
     let session = Session::new(engine);
     let image = opts.image.settle(&session)?.image;
+    let lock = if opts.dry_run {
+        None
+    } else {
+        Some(super::lock::acquire(
+            &session, &image, "unload", opts.wait, progress,
+        )?)
+    };
     let loaded = loaded_modules(&session, &image)?;
     let (loaders, mut notes) = record::loaders(engine)?;
+    notes.extend(lock.iter().flat_map(|l| l.notes.iter().cloned()));
     let names: Vec<String> = opts
         .names
         .iter()
@@ -78,19 +88,28 @@ pub fn unload<E: ?Sized + Engine>(
     if opts.dry_run {
         return Ok(outcome);
     }
-    if !plan.order.is_empty() {
-        progress.step(&format!(
-            "unloading {} (a container with CAP_SYS_MODULE only, no network)",
-            plan.order.join(", ")
-        ));
-        outcome.unloaded = remove(&session, &image, &plan.order)?;
-    }
-    update_loaders(&session, opts, &image, &loaders, &plan.gone, &mut outcome)?;
+    // Not cut short by a stop signal: removing takes a second, and a cut
+    // would leave loaders that reload what is gone (the caller exits with
+    // the signal's status afterwards).
+    crate::interrupt::deferred(|| -> Result<(), crate::Error> {
+        if !plan.order.is_empty() {
+            progress.step(&format!(
+                "unloading {} (a container with CAP_SYS_MODULE only, no network)",
+                plan.order.join(", ")
+            ));
+            outcome.unloaded = remove(&session, &image, &plan.order)?;
+        }
+        update_loaders(&session, opts, &image, &loaders, &plan.gone, &mut outcome)?;
+        if crate::interrupt::pending() {
+            outcome.notes.push("a stop signal came while unloading: the unload was finished first, so that nothing is half-done".into());
+        }
+        Ok(())
+    })?;
     Ok(outcome)
 }
 
 /// Runs the unload script over `order`; the modules it removed.
-fn remove<E: ?Sized + Engine>(
+pub(super) fn remove<E: ?Sized + Engine>(
     session: &Session<E>,
     image: &str,
     order: &[String],
@@ -100,6 +119,8 @@ fn remove<E: ?Sized + Engine>(
     let mut spec = session.container(image, "unload", scripts::UNLOAD);
     spec.cap_add = vec!["SYS_MODULE"];
     spec.script = Some((scripts::UNLOAD, order.to_vec()));
+    spec.labels
+        .push((super::lock::UNDER_LOCK_LABEL.to_string(), "1".to_string()));
     engine.create(&spec)?;
     let done = engine.start_attached(&spec.name)?;
     let mut unloaded = Vec::new();

@@ -69,6 +69,9 @@ impl BuiltFiles {
     }
 }
 
+/// More records than a build of thousands of modules says.
+const MAX_RECORDS: usize = 100_000;
+
 /// Runs make in a container and brings the `.ko` files to the host. The
 /// build directory is kept between builds ([`BuildCache`]): as a volume of
 /// a container of the engine that runs the build script, or, when the
@@ -92,6 +95,17 @@ pub fn build_modules<E: ?Sized + BuildEngine>(
         ..opts.make.clone()
     };
     let sources = context::write(&context, opts.module_dir.path(), &make)?;
+    for (path, target) in &sources.outside_links {
+        progress.warn(&format!(
+            "{path} (a link to {target}) is left out of the build: it points outside the module directory"
+        ));
+    }
+    if sources.bytes > super::sources::LARGE_CONTEXT {
+        progress.warn(&format!(
+            "the module directory puts {} MB into every build's context; name what make does not need in .dmbignore",
+            sources.bytes / 1_000_000
+        ));
+    }
     let cache = BuildCache::new(
         buildenv,
         release.as_str(),
@@ -111,7 +125,11 @@ pub fn build_modules<E: ?Sized + BuildEngine>(
     let mut records = Vec::new();
     let mut on_line = |line: &str| {
         if Record::find(line).is_some() {
-            records.push(line.to_string());
+            // A Makefile that prints records by the million gets no more
+            // memory for them than a real build needs.
+            if records.len() < MAX_RECORDS {
+                records.push(line.to_string());
+            }
         } else {
             progress.log(line);
         }

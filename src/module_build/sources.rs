@@ -57,7 +57,14 @@ pub struct Sources {
     pub files: Vec<SourceFile>,
     /// Bytes copied.
     pub bytes: u64,
+    /// Symlinks left out because they point outside the module directory
+    /// (their path and target): the build context never follows one out.
+    pub outside_links: Vec<(String, String)>,
 }
+
+/// A build context above this size is worth a warning: it is copied, and
+/// sent to the engine, on every build.
+pub const LARGE_CONTEXT: u64 = 512 << 20;
 
 impl Sources {
     /// The manifest: `HASH PATH` lines, sorted by path, read by `sync.sh`.
@@ -124,6 +131,9 @@ pub fn copy(module_dir: &Path, dest: &Path) -> Result<Sources, BuildError> {
         } else if kind.is_symlink() {
             let link = std::fs::read_link(entry.path()).map_err(io("reading"))?;
             if !stays_inside(rel, &link) {
+                sources
+                    .outside_links
+                    .push((rel_text, link.to_string_lossy().into_owned()));
                 continue;
             }
             crate::platform::symlink(&link, &target).map_err(io("copying"))?;
@@ -294,6 +304,14 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let s = copy(dir.path(), out.path()).unwrap();
         assert_eq!(paths(&s), ["Makefile", "a.h", "inc/a.h"]);
+        assert_eq!(
+            s.outside_links,
+            [
+                ("inc/up".to_string(), "../../x".to_string()),
+                ("shadow".to_string(), "/etc/shadow".to_string())
+            ]
+        );
+        assert!(!out.path().join("shadow").exists());
         assert_eq!(
             std::fs::read_link(out.path().join("a.h")).unwrap(),
             Path::new("inc/a.h")

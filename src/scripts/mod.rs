@@ -42,6 +42,8 @@ pub const BUILDENV_UNPACK: &str = include_str!("buildenv_unpack.sh");
 pub const SYNC_SOURCES: &str = include_str!("sync_sources.sh");
 /// Inserts the modules of a loader's `/dmb` (`$1`: `once` or `boot`).
 pub const LOAD: &str = include_str!("load.sh");
+/// Holds dmb's module lock for `$1` seconds at most.
+pub const LEASE: &str = include_str!("lease.sh");
 /// Removes the modules named as parameters.
 pub const UNLOAD: &str = include_str!("unload.sh");
 /// The kernel's log.

@@ -315,3 +315,81 @@ pub fn build_module(dir: &str, out: &Path, image: &TestImage, kernel_ref: Option
     assert!(done.status.success(), "dmb build {dir}: {}", stderr(&done));
     dest
 }
+
+/// How a stop signal reaches dmb.
+#[derive(Clone, Copy, Debug)]
+pub enum Stop {
+    /// SIGINT to the whole foreground group, as a terminal's Ctrl-C.
+    CtrlC,
+    /// SIGTERM to dmb alone, as a service manager or `kill`.
+    Term,
+}
+
+impl Stop {
+    /// The exit status dmb owes it (128 + the signal's number).
+    pub fn code(self) -> i32 {
+        match self {
+            Stop::CtrlC => 130,
+            Stop::Term => 143,
+        }
+    }
+}
+
+/// Runs `cmd` in a process group of its own, sends `stop` once a stderr
+/// line contains `at` (a progress step), and returns its exit code and
+/// everything it printed.
+pub fn stop_when(
+    mut cmd: Command,
+    at: &str,
+    stop: Stop,
+    limit: std::time::Duration,
+) -> (Option<i32>, String) {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let mut log = String::new();
+    loop {
+        let Ok(line) =
+            rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        else {
+            let _ = child.kill();
+            panic!("it never said {at:?}:\n{log}");
+        };
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains(at) {
+            break;
+        }
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    match stop {
+        Stop::CtrlC => nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGINT).unwrap(),
+        Stop::Term => nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap(),
+    }
+    let stopped = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(1)) {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    log.push_str(&String::from_utf8_lossy(&out.stdout));
+    eprintln!(
+        "{stop:?} at {at:?}: exit {:?} after {:.1} s",
+        out.status.code(),
+        stopped.elapsed().as_secs_f64()
+    );
+    (out.status.code(), log)
+}
