@@ -118,6 +118,19 @@ pub struct DetectOptions {
     pub vm_files: bool,
 }
 
+/// The first line of what the VM says, without control characters and at
+/// most 1 KiB: `/proc/version` is one line; a VM that says more is not
+/// to be echoed whole.
+fn first_line_plain(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(1024)
+        .collect()
+}
+
 const WHY_PRIVILEGED: &str = "reading the VM's own files (/etc/linuxkit.yml, /boot, /lib/modules) needs the mount namespace of its PID 1";
 
 /// Reads the facts, from the VM when allowed, else from an ordinary
@@ -159,7 +172,7 @@ pub fn detect<E: ?Sized + Base>(
         .filter(|r| !r.is_empty())
         .ok_or(DetectError::NoRelease)?;
     let release = KernelRelease::parse(&release).map_err(DetectError::from)?;
-    let proc_version = text("proc_version").unwrap_or_default();
+    let proc_version = first_line_plain(&text("proc_version").unwrap_or_default());
     let parsed = compiler::parse_proc_version(&proc_version);
     let yaml = text("linuxkit_yml");
     let platform = platform::classify(&release, &proc_version, yaml.is_some());
@@ -286,6 +299,16 @@ fn on_disk_paths(listing: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proc_version_that_is_long_or_holds_control_characters_is_cut_to_one_plain_line() {
+        assert_eq!(first_line_plain(""), "");
+        let long = format!("Linux version 6.1\x1b[2J{}\nsecond", "x".repeat(64 * 1024));
+        let shown = first_line_plain(&long);
+        assert_eq!(shown.chars().count(), 1024);
+        assert!(shown.starts_with("Linux version 6.1[2Jxxx"));
+        assert!(!shown.chars().any(char::is_control));
+    }
 
     #[test]
     fn aliases_of_modules_on_disk_and_built_in() {

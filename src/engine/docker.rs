@@ -796,6 +796,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_hostile_stream_writes_nothing_outside_the_destination() {
+        let outer = tempfile::tempdir().unwrap();
+        let dest = outer.path().join("dest");
+        std::fs::create_dir_all(&dest).unwrap();
+        let bytes = crate::tarball::hostile::tar(
+            "ko/sparse.ko",
+            &[
+                ("ko/a.ko", b"A"),
+                ("ko/../ko/b.ko", b"B"),
+                ("../ko/c.ko", b"C"),
+            ],
+        );
+        extract_subdirs(&bytes[..], &["ko".to_string()], &dest).unwrap();
+        let names = extract_regular_files(&bytes[..], &dest).unwrap();
+        // Only plain names, each in `dest`.
+        assert!(names.iter().all(|n| !n.contains('/')), "{names:?}");
+        let mut written: Vec<String> = Vec::new();
+        for entry in walk(outer.path()) {
+            written.push(
+                entry
+                    .strip_prefix(outer.path())
+                    .unwrap()
+                    .display()
+                    .to_string(),
+            );
+        }
+        written.sort();
+        assert!(
+            written.iter().all(|w| w.starts_with("dest/")),
+            "{written:?}"
+        );
+        assert!(!outer.path().join("escape").exists());
+        assert_eq!(std::fs::read(dest.join("ko/a.ko")).unwrap(), b"A");
+        assert_eq!(std::fs::read_dir(dest.join("ko")).unwrap().count(), 1);
+        assert!(!dest.join("ko/sparse.ko").exists());
+    }
+
+    fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
     fn subdirectory_extraction_keeps_to_the_named_ones() {
         let mut b = tar::Builder::new(Vec::new());
         for (path, data) in [

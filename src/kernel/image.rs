@@ -224,6 +224,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_hostile_kernel_dev_tar_is_read_within_limits_and_a_missing_symvers_is_said() {
+        let tree = "usr/src/linux-headers-6.1.0-56-amd64";
+        let bytes = crate::tarball::hostile::tar(
+            &format!("{tree}/Module.symvers"),
+            &[
+                (&format!("{tree}/.config"), &b"CONFIG_X86_64=y\n"[..]),
+                (&format!("{tree}/../../../etc/Makefile"), b"evil"),
+            ],
+        );
+        let files = FactFiles::read(&bytes[..]).unwrap();
+        // Nothing outside the trees was kept; the sparse member was not read.
+        assert_eq!(files.trees.keys().collect::<Vec<_>>(), ["6.1.0-56-amd64"]);
+        assert!(!files.trees["6.1.0-56-amd64"].contains_key("Module.symvers"));
+
+        // A Module.symvers of 1 GiB is read up to the limit only.
+        let huge = crate::tarball::hostile::huge_member(&format!("{tree}/Module.symvers"), 1 << 30);
+        let files = FactFiles::read(huge).unwrap();
+        let symvers = &files.trees["6.1.0-56-amd64"]["Module.symvers"];
+        assert_eq!(symvers.len() as u64, MAX_FACT_FILE);
+
+        // A tree with no Module.symvers (and no other fact file) at all.
+        let bytes = crate::tarball::hostile::tar(
+            "sparse",
+            &[
+                (&format!("{tree}/Makefile"), &b"all:\n"[..]),
+                (&format!("{tree}/.config"), b"CONFIG_X86_64=y\n"),
+            ],
+        );
+        let files = FactFiles::read(&bytes[..]).unwrap();
+        let err = KernelFacts::from_files(&files.trees["6.1.0-56-amd64"]).unwrap_err();
+        assert!(err.to_string().contains("Module.symvers"), "{err}");
+    }
+
+    #[test]
     fn fact_files_are_taken_per_tree() {
         let bytes = crate::tarball::of_files([
             (

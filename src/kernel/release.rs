@@ -19,8 +19,23 @@ pub struct KernelRelease {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("kernel release `{0}` has characters a release never has")]
+#[error("kernel release `{}` is empty, too long or has characters a release never has", shown(.0))]
 pub struct BadRelease(pub String);
+
+/// Text from outside (the VM, an image) as it may be shown on a terminal:
+/// its control characters escaped, at most 80 characters of it.
+pub fn shown(text: &str) -> String {
+    const MAX: usize = 80;
+    let mut out: String = text
+        .chars()
+        .take(MAX)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().count() > MAX {
+        out.push_str(&format!("… ({} bytes)", text.len()));
+    }
+    out
+}
 
 impl KernelRelease {
     pub fn parse(text: &str) -> Result<Self, BadRelease> {
@@ -117,6 +132,15 @@ impl Serialize for KernelRelease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn releases_that_are_empty_huge_or_hold_control_characters_are_refused_readably() {
+        for bad in ["", &"6".repeat(64 * 1024), "6.1.0\x1b[2J\x07", "6.1\n0"] {
+            let err = KernelRelease::parse(bad).unwrap_err().to_string();
+            assert!(!err.chars().any(|c| c.is_control()), "{err:?}");
+            assert!(err.len() < 200, "{}", err.len());
+        }
+    }
 
     #[test]
     fn releases_of_every_platform() {
