@@ -10,7 +10,7 @@ use crate::ko::{KoError, Module};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{path}: {source}")]
+    #[error("{path}: not a kernel module dmb can read")]
     Unreadable {
         path: String,
         #[source]
@@ -138,7 +138,19 @@ pub fn read<E: ?Sized + Base>(
                 let dir = scratch.join(format!("image-{i}"));
                 std::fs::create_dir_all(&dir).map_err(io(&dir))?;
                 let files = files_of_image(session, &reference, &dir)?;
-                let modules = read_files(&files, Some(&dir))?;
+                // A file that does not read is named as the image holds it,
+                // not by where dmb copied it.
+                let modules = read_files(&files, Some(&dir)).map_err(|e| match e {
+                    SourceError::Unreadable { path, source } => SourceError::Unreadable {
+                        path: Path::new(&path)
+                            .strip_prefix(&dir)
+                            .map_or(path.clone(), |rel| {
+                                format!("{reference}:/{}", rel.display())
+                            }),
+                        source,
+                    },
+                    other => other,
+                })?;
                 // Modules the image holds only because the others need
                 // them serve as dependencies, like files beside a file.
                 let (_, dependencies) = session.engine().image_tags_and_label(

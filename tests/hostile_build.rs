@@ -272,3 +272,49 @@ fn a_large_module_directory_is_streamed_with_a_warning() {
     drop(image);
     before.assert_unchanged();
 }
+
+#[test]
+fn a_module_image_of_thousands_of_files_a_huge_ko_and_non_elf_is_refused_within_bounds() {
+    let _engine = engine_lock();
+    let before = EngineState::now();
+    let image = TestImage::new("hostile-modules");
+    let context = tempfile::tempdir().unwrap();
+    // 3000 files that are named like modules and are not ELF, one of 300
+    // MB (over dmb's 256 MiB limit for a module; sparse in the layer).
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN for i in $(seq 3000); do echo \"not elf $i\" > /m$i.ko; done && truncate -s 300M /big.ko\n",
+            busybox()
+        ),
+    )
+    .unwrap();
+    docker_ok(&[
+        "build",
+        "-q",
+        "-t",
+        image.name(),
+        context.path().to_str().unwrap(),
+    ]);
+    let before_build = EngineState::now();
+    let mut cmd = dmb(LEGACY);
+    cmd.args(["inspect", image.name()]);
+    let started = Instant::now();
+    let (out, peak_kib) = with_peak_rss(cmd);
+    eprintln!(
+        "a MODULE_REF of 3001 bad modules: exit {:?} in {:.1} s, dmb's peak RSS {} MiB",
+        out.status.code(),
+        started.elapsed().as_secs_f64(),
+        peak_kib / 1024
+    );
+    assert_eq!(out.status.code(), Some(51), "{}", stderr(&out));
+    let err = stderr(&out);
+    // Named as the image holds it, with the reason.
+    assert!(err.contains(&format!("{}:/", image.name())), "{err}");
+    assert!(err.contains(".ko"), "{err}");
+    assert!(err.lines().count() < 10, "{err}");
+    assert!(peak_kib < 200 * 1024, "dmb held {peak_kib} KiB");
+    before_build.assert_unchanged();
+    drop(image);
+    before.assert_unchanged();
+}

@@ -119,7 +119,25 @@ pub fn main() -> i32 {
 
 /// Connects to the engine the way every command does.
 fn connect(cli: &Cli, builder: BuilderPreference) -> Result<DockerCli, EngineError> {
-    DockerCli::connect(&cli.docker, builder, cli.verbose)
+    let engine = DockerCli::connect(&cli.docker, builder, cli.verbose)?;
+    // Commands that create things first remove what earlier runs of this
+    // host left when they were killed or lost the engine.
+    if matches!(
+        cli.command,
+        Command::Build(_) | Command::Load(_) | Command::Unload(_) | Command::Kernel(_)
+    ) {
+        match crate::engine::reap::dead_sessions(&engine) {
+            Ok(dead) if !dead.is_empty() && !cli.quiet => eprintln!(
+                "dmb: removed what {} earlier run(s) of this host left when they were cut off ({})",
+                dead.len(),
+                dead.join(", ")
+            ),
+            Ok(_) => {}
+            Err(EngineError::Interrupted) => return Err(EngineError::Interrupted),
+            Err(e) => eprintln!("dmb: warning: could not look for what earlier runs left: {e}"),
+        }
+    }
+    Ok(engine)
 }
 
 /// What a command returns: its exit code, or the error to report.

@@ -400,6 +400,44 @@ impl Images for DockerCli {
         self.run_checked(&inv).map(|_| ())
     }
 
+    fn dangling_label_values(&self, label: &str) -> Result<Vec<String>, EngineError> {
+        let list = self.invocation().args([
+            "image",
+            "ls",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            "dangling=true",
+            "--filter",
+            &format!("label={label}"),
+        ]);
+        let ids: Vec<String> = self
+            .run_checked(&list)?
+            .stdout
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let format = format!("{{{{index .Config.Labels {label:?}}}}}");
+        let inspect = self
+            .invocation()
+            .args(["image", "inspect", "--format", &format, "--"])
+            .args(&ids);
+        let mut values: Vec<String> = self
+            .run_checked(&inspect)?
+            .stdout
+            .lines()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect();
+        values.sort();
+        values.dedup();
+        Ok(values)
+    }
+
     fn prune_dangling(&self, label: &str, value: &str) -> Result<(), EngineError> {
         let filter = format!("label={label}={value}");
         let inv = self

@@ -10,6 +10,7 @@
 
 mod docker;
 pub mod process;
+pub mod reap;
 mod scratch;
 mod session;
 pub mod storage;
@@ -220,6 +221,12 @@ pub trait Images {
     /// Removes dangling images carrying `label=value` (a failed or
     /// interrupted legacy build leaves its finished steps behind).
     fn prune_dangling(&self, label: &str, value: &str) -> Result<(), EngineError>;
+
+    /// The values of `label` on dangling images (what builds that were
+    /// cut off left); none where the engine cannot say.
+    fn dangling_label_values(&self, _label: &str) -> Result<Vec<String>, EngineError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Helper containers: run to their end, or created to read files out of.

@@ -22,7 +22,7 @@ impl<'e, E: ?Sized + Base> Session<'e, E> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let id = format!("{:x}{:08x}", std::process::id(), nanos);
+        let id = super::reap::session_id(std::process::id(), nanos);
         Session {
             engine,
             dangling: RefCell::new(vec![(SESSION_LABEL.to_string(), id.clone())]),
