@@ -223,3 +223,97 @@ fn two_builds_of_one_module_at_once_take_turns() {
     let log = build(LEGACY, d, &images[0], &[]);
     assert!(log.contains("incremental build: 0 changed file"), "{log}");
 }
+
+/// Two builds at once that both need a build environment nobody made yet
+/// (a builder image of this test's own): both succeed, and the engine ends
+/// with one build environment for it, no second copy and no dangling one.
+#[test]
+fn two_builds_that_need_one_new_build_environment_make_one() {
+    let _engine = engine_lock();
+    let kit = kit();
+    let builder = TestImage::new("builder");
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nLABEL dmb.test.builder=\"{}\"\n",
+            kit.build_ref,
+            builder.name()
+        ),
+    )
+    .unwrap();
+    docker_ok(&[
+        "build",
+        "-q",
+        "-t",
+        builder.name(),
+        context.path().to_str().unwrap(),
+    ]);
+    let buildenvs = || {
+        let mut v: Vec<String> = docker_ok(&[
+            "images",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            "label=dmb.buildenv",
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect();
+        v.sort();
+        v
+    };
+    let before = buildenvs();
+    let state = EngineState::now();
+    for flavour in [LEGACY, BUILDKIT] {
+        let dirs = [unique_hello("env-a"), unique_hello("env-b")];
+        let images = [TestImage::new("env"), TestImage::new("env")];
+        let runs: Vec<_> = dirs
+            .iter()
+            .zip(&images)
+            .map(|(dir, image)| {
+                dmb(flavour)
+                    .arg("build")
+                    .arg(dir.path())
+                    .args(["--module-ref", image.name(), "--build-ref", builder.name()])
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for r in runs {
+            let out = r.wait_with_output().unwrap();
+            assert!(out.status.success(), "{flavour:?}: {}", stderr(&out));
+        }
+    }
+    let made: Vec<String> = buildenvs()
+        .into_iter()
+        .filter(|i| !before.contains(i))
+        .collect();
+    // One per builder kind at most (the legacy builder and BuildKit may
+    // each make it once, first come); never two of one key left.
+    let keys: BTreeSet<String> = made
+        .iter()
+        .map(|id| {
+            docker_ok(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{index .Config.Labels \"dmb.buildenv\"}}",
+                id,
+            ])
+            .trim()
+            .to_string()
+        })
+        .collect();
+    assert_eq!(
+        keys.len(),
+        made.len(),
+        "two images of one build environment: {made:?}"
+    );
+    assert!(!made.is_empty(), "no build environment was made");
+    state.assert_unchanged();
+    for id in made {
+        let _ = docker(&["rmi", "-f", &id]);
+    }
+}

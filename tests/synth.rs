@@ -117,6 +117,25 @@ fn a_kernel_image_synthesized_from_the_vms_facts_builds_modules_that_load_there(
         said.contains(&format!("kernel:      {}", kit.kver)),
         "{said}"
     );
+    // A dry run of a build there says that it would synthesize first,
+    // and makes nothing.
+    let images_before = vm_docker_ok(&host, &["images", "-q", "--no-trunc"], MIN);
+    let plan = run_ok(
+        dmb_vm(&host, &["build", "examples/hello", "--dry-run"]),
+        10 * MIN,
+        "dmb build --dry-run (in the VM)",
+    );
+    assert!(
+        plan.contains(&format!(
+            "would first synthesize a kernel image for {}",
+            kit.kver
+        )),
+        "{plan}"
+    );
+    assert_eq!(
+        vm_docker_ok(&host, &["images", "-q", "--no-trunc"], MIN),
+        images_before
+    );
 
     // The image, from the snapshot and the source (fetched from a loopback
     // server, verified by its hash), on this machine's engine.

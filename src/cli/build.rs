@@ -119,6 +119,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Say what the build would use and make (kernel, builder, build
+    /// environment, files, image) and create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// How to detect the kernel when no KERNEL_REF or BUILD_REF is given.
     #[command(flatten)]
     pub probe: ProbeArgs,
@@ -196,7 +201,7 @@ fn is_builder_name(s: &str) -> bool {
 }
 
 /// What `dmb build` builds.
-enum Source {
+pub(super) enum Source {
     Module(ModuleDir),
     Dkms(Arc<PackageTree>),
     InTree,
@@ -252,6 +257,9 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Outcome {
         )));
     }
     let engine = connect(cli, args.builder.0.clone())?;
+    if args.dry_run {
+        return super::build_dry_run::run(&engine, args, &source, &mut terminal);
+    }
     if args.kernel_ref.len() <= 1 {
         let (outcome, timings) = build_for(
             &engine,

@@ -3,6 +3,7 @@
 //! every failure goes through [`report`].
 
 mod build;
+mod build_dry_run;
 mod build_output;
 mod cache;
 mod detect;

@@ -24,6 +24,7 @@ pub mod layout;
 pub mod log;
 pub(crate) mod make;
 pub(crate) mod package;
+pub mod plan;
 pub mod refs;
 pub mod sources;
 

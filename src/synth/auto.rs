@@ -31,7 +31,7 @@ pub struct Provided {
 }
 
 impl Provided {
-    fn of<E: ?Sized + Engine>(
+    pub(crate) fn of<E: ?Sized + Engine>(
         session: &Session<E>,
         reference: String,
     ) -> Result<Provided, crate::Error> {
