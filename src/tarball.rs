@@ -5,9 +5,12 @@ use std::io::Read;
 use std::path::Path;
 
 /// Calls `each` with the path and contents of every regular file of a tar
-/// stream, in stream order; directories, links and devices are passed
-/// over. `each` returns `Ok(true)` when it has seen enough, and so does
-/// this function then.
+/// stream, in stream order; directories, links, devices, sparse members
+/// and names that leave the stream's root (a `..`, an absolute path) are
+/// passed over: no reader of dmb's has a use for them, and one that kept
+/// such a name could be turned against its directory or its cache. `each`
+/// returns `Ok(true)` when it has seen enough, and so does this function
+/// then.
 pub fn each_regular_file(
     stream: impl Read,
     mut each: impl FnMut(&Path, &mut dyn Read) -> Result<bool, String>,
@@ -19,11 +22,41 @@ pub fn each_regular_file(
             continue;
         }
         let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+        if !is_plain(&path) {
+            continue;
+        }
         if each(&path, &mut entry)? {
             return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// Whether a member's name stays under the stream's root: relative, with
+/// no `..` (a `./` is fine).
+pub fn is_plain(path: &Path) -> bool {
+    path.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    })
+}
+
+/// A plain member name as `a/b/c` (no `./`, no doubled `/`), or `None`
+/// for a name that leaves the root.
+pub fn normal_path(path: &Path) -> Option<String> {
+    if !is_plain(path) {
+        return None;
+    }
+    let parts: Vec<String> = path
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    Some(parts.join("/"))
 }
 
 /// Appends a regular file (mode 0644) to a tar being written.
@@ -157,12 +190,16 @@ mod tests {
             Ok(false)
         })
         .unwrap();
-        // The names are handed over as they are (each caller keeps to its
-        // directory: see the extractors' tests); links, devices and sparse
-        // members never.
+        // Only the plain regular file: no name that leaves the root, no
+        // link, device or sparse member.
+        assert_eq!(seen, ["last:1"]);
+        assert!(is_plain(Path::new("./a/b")));
+        assert!(!is_plain(Path::new("a/../../b")));
+        assert!(!is_plain(Path::new("/etc/passwd")));
         assert_eq!(
-            seen,
-            ["../escape:4", "/etc/evil:4", "a/../../escape2:4", "last:1"]
+            normal_path(Path::new("./linux//etc/Kbuild")).unwrap(),
+            "linux/etc/Kbuild"
         );
+        assert_eq!(normal_path(Path::new("linux/../x")), None);
     }
 }

@@ -123,18 +123,22 @@ pub fn read_kernel_dev(stream: impl Read) -> Result<(FactFiles, SourceFiles), St
     let mut archive = tar::Archive::new(stream);
     for entry in archive.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;
-        let path = entry
-            .path()
-            .map_err(|e| e.to_string())?
-            .to_string_lossy()
-            .into_owned();
-        let Some(rest) = path
-            .trim_start_matches("./")
-            .strip_prefix("usr/src/linux-headers-")
+        // A name that leaves the root would become a tree or a file name
+        // that leaves the caches' directories: passed over.
+        let Some(path) = crate::tarball::normal_path(&entry.path().map_err(|e| e.to_string())?)
         else {
             continue;
         };
+        let Some(rest) = path.strip_prefix("usr/src/linux-headers-") else {
+            continue;
+        };
         let (release, file) = rest.split_once('/').unwrap_or((rest, ""));
+        // A release starts with its version; `linux-headers-..` is no tree.
+        if !release.starts_with(|c: char| c.is_ascii_digit())
+            || KernelRelease::parse(release).is_err()
+        {
+            continue;
+        }
         let is_file = entry.header().entry_type().is_file();
         if !facts.take(release, file, is_file, &mut entry)? && is_file {
             sources.take(release, file, &mut entry)?;

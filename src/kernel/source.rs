@@ -39,8 +39,10 @@ impl SourceFiles {
     pub fn from_source_tar(stream: impl Read) -> Result<Self, String> {
         let mut files = BTreeMap::new();
         crate::tarball::each_regular_file(stream, |path, contents| {
-            let path = path.to_string_lossy();
-            let Some((_, rel)) = path.trim_start_matches("./").split_once('/') else {
+            let Some(path) = crate::tarball::normal_path(path) else {
+                return Ok(false);
+            };
+            let Some((_, rel)) = path.split_once('/') else {
                 return Ok(false);
             };
             if is_kept(rel) {
@@ -89,18 +91,23 @@ impl SourceFiles {
         if self.files.is_empty() {
             return;
         }
-        if let Some(path) = crate::cache::file_for_image("kernel-source", image_id) {
-            crate::cache::store(&path, &self.to_tar());
+        // A name the tar writer refuses is not cached (it is not read
+        // either: the readers keep plain names only).
+        if let (Some(path), Ok(bytes)) = (
+            crate::cache::file_for_image("kernel-source", image_id),
+            self.to_tar(),
+        ) {
+            crate::cache::store(&path, &bytes);
         }
     }
 
     /// The files as a tar (`path` → contents), for the cache.
-    fn to_tar(&self) -> Vec<u8> {
-        crate::tarball::of_files(
-            self.files
-                .iter()
-                .map(|(path, text)| (path.as_str(), text.as_bytes())),
-        )
+    fn to_tar(&self) -> std::io::Result<Vec<u8>> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, text) in &self.files {
+            crate::tarball::append_file(&mut b, path, text.as_bytes())?;
+        }
+        b.into_inner()
     }
 
     fn from_cache_tar(bytes: &[u8]) -> Result<Self, String> {
@@ -315,7 +322,42 @@ mod tests {
         assert_eq!(files.kernel_version().as_deref(), Some("6.1.192"));
         assert_eq!(files.modules("x86").by_name("sctp")[0].symbol, "IP_SCTP");
         assert!(files.kconfig("x86").get("NET").is_some());
-        let again = SourceFiles::from_cache_tar(&files.to_tar()).unwrap();
+        let again = SourceFiles::from_cache_tar(&files.to_tar().unwrap()).unwrap();
         assert_eq!(again, files);
+    }
+
+    /// Found by reading the code after fuzzing: names that leave the root
+    /// were kept, and caching them panicked in the tar writer.
+    #[test]
+    fn names_that_leave_the_root_are_not_kept_and_caching_never_panics() {
+        let tar = crate::tarball::hostile::tar(
+            "linux/sparse/Kconfig",
+            &[
+                ("linux/../Makefile", b"evil"),
+                ("linux//etc/Kbuild", b"doubled"),
+                ("linux/Kconfig", b"config A\n\tbool \"A\"\n"),
+            ],
+        );
+        let files = SourceFiles::from_source_tar(&tar[..]).unwrap();
+        assert_eq!(
+            files.files.keys().collect::<Vec<_>>(),
+            ["Kconfig", "etc/Kbuild"]
+        );
+        let again = SourceFiles::from_cache_tar(&files.to_tar().unwrap()).unwrap();
+        assert_eq!(again, files);
+
+        let tree = "usr/src/linux-headers-6.1.0-56-amd64";
+        let tar = crate::tarball::hostile::tar(
+            "x",
+            &[
+                (&format!("{tree}/../../../Makefile"), &b"evil"[..]),
+                ("usr/src/linux-headers-../.config", b"evil"),
+                (&format!("{tree}/Kconfig"), b"config A\n\tbool \"A\"\n"),
+            ],
+        );
+        let (facts, sources) = crate::kernel::image::read_kernel_dev(&tar[..]).unwrap();
+        assert_eq!(facts.trees.keys().collect::<Vec<_>>(), ["6.1.0-56-amd64"]);
+        assert_eq!(sources.files.keys().collect::<Vec<_>>(), ["Kconfig"]);
+        sources.to_tar().unwrap();
     }
 }
