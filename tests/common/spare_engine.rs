@@ -40,46 +40,33 @@ impl SpareEngine {
             .status()
             .expect("ip netns add (iproute2)");
         assert!(ok.success(), "ip netns add {netns} failed");
-        let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
-        // nsenter joins the namespace only; `ip netns exec` would also
-        // remount /sys, and dockerd finds no cgroups there.
-        let daemon = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{netns}"))
-            .arg("dockerd")
-            .arg("--data-root")
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(&exec_root)
-            .arg("--pidfile")
-            .arg(dir.path().join("dockerd.pid"))
-            .arg("--host")
-            .arg(format!("unix://{}", socket.display()))
-            .args([
-                "--bridge",
-                "none",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--containerd-namespace",
-                "dmb-spare",
-                "--containerd-plugins-namespace",
-                "dmb-spare-plugins",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("dockerd");
-        let engine = SpareEngine {
+        let daemon = spawn_daemon(&netns, dir.path(), &exec_root, &socket);
+        let mut engine = SpareEngine {
             netns,
             host: format!("unix://{}", socket.display()),
             dir,
             exec_root,
             daemon,
         };
+        engine.wait_up();
+        engine
+    }
+
+    /// Stops the daemon (by its pid, as `systemctl restart` would) and
+    /// starts it again on the same data: what a restart of Docker's
+    /// engine does to the runs using it.
+    pub fn restart(&mut self) {
+        stop(&mut self.daemon);
+        let socket = self.dir.path().join("docker.sock");
+        self.daemon = spawn_daemon(&self.netns, self.dir.path(), &self.exec_root, &socket);
+        self.wait_up();
+    }
+
+    fn wait_up(&mut self) {
         let started = Instant::now();
         loop {
             let up = Command::new("docker")
-                .args(["--host", &engine.host, "info", "--format", "{{.ID}}"])
+                .args(["--host", &self.host, "info", "--format", "{{.ID}}"])
                 .output()
                 .unwrap();
             if up.status.success() {
@@ -88,11 +75,10 @@ impl SpareEngine {
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "the spare dockerd did not answer within 60 s: {}",
-                std::fs::read_to_string(engine.dir.path().join("dockerd.log")).unwrap_or_default()
+                std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(300));
         }
-        engine
     }
 
     /// `docker` against this engine.
@@ -143,21 +129,61 @@ impl SpareEngine {
     }
 }
 
+/// dockerd in the namespace, on the spare engine's own data and sockets.
+fn spawn_daemon(netns: &str, dir: &Path, exec_root: &Path, socket: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("dockerd.log"))
+        .unwrap();
+    // nsenter joins the namespace only; `ip netns exec` would also
+    // remount /sys, and dockerd finds no cgroups there.
+    Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{netns}"))
+        .arg("dockerd")
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(exec_root)
+        .arg("--pidfile")
+        .arg(dir.join("dockerd.pid"))
+        .arg("--host")
+        .arg(format!("unix://{}", socket.display()))
+        .args([
+            "--bridge",
+            "none",
+            "--iptables=false",
+            "--ip-masq=false",
+            "--containerd-namespace",
+            "dmb-spare",
+            "--containerd-plugins-namespace",
+            "dmb-spare-plugins",
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("dockerd")
+}
+
+/// SIGTERM to the daemon (it stops its containerd and containers), then
+/// SIGKILL after 30 s.
+fn stop(daemon: &mut Child) {
+    let _ = Command::new("kill").arg(daemon.id().to_string()).status();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(Some(_)) = daemon.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
+
 impl Drop for SpareEngine {
     fn drop(&mut self) {
-        // dockerd stops its containerd and containers on SIGTERM.
-        let _ = Command::new("kill")
-            .arg(self.daemon.id().to_string())
-            .status();
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = self.daemon.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
+        stop(&mut self.daemon);
         let _ = Command::new("ip")
             .args(["netns", "delete", &self.netns])
             .status();
