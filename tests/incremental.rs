@@ -317,3 +317,45 @@ fn two_builds_that_need_one_new_build_environment_make_one() {
         let _ = docker(&["rmi", "-f", &id]);
     }
 }
+
+/// Two builds of different modules into one MODULE_REF at once: both
+/// succeed, and the image is one build's whole result (its module and
+/// the labels that describe it), never a mix.
+#[test]
+fn two_builds_into_one_module_ref_at_once_leave_one_whole_image() {
+    for flavour in [LEGACY, BUILDKIT] {
+        let _engine = engine_lock();
+        let state = EngineState::now();
+        let image = TestImage::new("one-ref");
+        let dirs = [unique_hello("ref-a"), unique_hello("ref-b")];
+        let runs: Vec<_> = dirs
+            .iter()
+            .map(|dir| {
+                dmb(flavour)
+                    .args(["build", "-q"])
+                    .arg(dir.path())
+                    .args(["--module-ref", image.name()])
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for r in runs {
+            let out = r.wait_with_output().unwrap();
+            assert!(out.status.success(), "{flavour:?}: {}", stderr(&out));
+        }
+        // The image's hello.ko is whole (it reads as a module) and one of
+        // the two builds', and its copy in the KMM layout is the same
+        // file: one build's result, not a mix of two.
+        let ko = image_file(image.name(), "/hello.ko");
+        let kmm = image_file(
+            image.name(),
+            &format!("/opt/lib/modules/{}/extra/hello.ko", kit().kver),
+        );
+        assert!(ko == kmm, "{flavour:?}: the two copies of hello.ko differ");
+        let module = dmb::ko::Module::read("hello.ko", ko).unwrap();
+        let tag = module.info.get("dmbtest").unwrap_or_default().to_string();
+        assert!(tag == "ref-a" || tag == "ref-b", "{flavour:?}: {tag:?}");
+        state.assert_unchanged();
+    }
+}

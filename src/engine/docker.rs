@@ -400,6 +400,25 @@ impl Images for DockerCli {
         self.run_checked(&inv).map(|_| ())
     }
 
+    fn dangling_images(&self, label: &str, value: &str) -> Result<Vec<String>, EngineError> {
+        let list = self.invocation().args([
+            "image",
+            "ls",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            "dangling=true",
+            "--filter",
+            &format!("label={label}={value}"),
+        ]);
+        Ok(self
+            .run_checked(&list)?
+            .stdout
+            .split_whitespace()
+            .map(str::to_string)
+            .collect())
+    }
+
     fn dangling_label_values(&self, label: &str) -> Result<Vec<String>, EngineError> {
         let list = self.invocation().args([
             "image",
@@ -439,11 +458,33 @@ impl Images for DockerCli {
     }
 
     fn prune_dangling(&self, label: &str, value: &str) -> Result<(), EngineError> {
-        let filter = format!("label={label}={value}");
-        let inv = self
-            .invocation()
-            .args(["image", "prune", "--force", "--filter", &filter]);
-        self.run_cleanup(&inv).map(|_| ())
+        // One by one, not `docker image prune`: the engine runs one prune
+        // at a time and refuses a second ("a prune operation is already
+        // running"), and runs at once must not fail each other's cleanup.
+        // Listed in cleanup (not cut short by Ctrl-C); newest first, so a
+        // legacy build's last step goes before the steps under it.
+        let list = self.invocation().args([
+            "image",
+            "ls",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            "dangling=true",
+            "--filter",
+            &format!("label={label}={value}"),
+        ]);
+        let ids = self.run_cleanup(&list)?.stdout;
+        for id in ids.split_whitespace() {
+            let inv = self.invocation().args(["image", "rm", "--", id]);
+            match self.run_cleanup(&inv) {
+                Ok(_) => {}
+                // Gone already (another run's cleanup, or with a child).
+                Err(EngineError::Command { detail, .. })
+                    if detail.contains("No such image") || detail.contains("image not known") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 

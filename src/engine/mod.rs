@@ -222,6 +222,11 @@ pub trait Images {
     /// interrupted legacy build leaves its finished steps behind).
     fn prune_dangling(&self, label: &str, value: &str) -> Result<(), EngineError>;
 
+    /// The IDs of dangling images carrying `label=value`, newest first.
+    fn dangling_images(&self, _label: &str, _value: &str) -> Result<Vec<String>, EngineError> {
+        Ok(Vec::new())
+    }
+
     /// The values of `label` on dangling images (what builds that were
     /// cut off left); none where the engine cannot say.
     fn dangling_label_values(&self, _label: &str) -> Result<Vec<String>, EngineError> {

@@ -232,6 +232,7 @@ fn run_once(
                 .map(|s| Box::new(s) as Box<dyn Read + Send>),
             tx.clone(),
             Line::Out,
+            STDOUT_LIMIT,
         ),
         pump(
             child
@@ -240,23 +241,16 @@ fn run_once(
                 .map(|s| Box::new(s) as Box<dyn Read + Send>),
             tx,
             Line::Err,
+            0,
         ),
     ];
-    let mut stdout = String::new();
     let mut tail: std::collections::VecDeque<String> = Default::default();
     let mut interrupted_at: Option<Instant> = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(line) => {
                 let text = match line {
-                    Line::Out(t) => {
-                        if stdout.len() + t.len() < STDOUT_LIMIT {
-                            stdout.push_str(&t);
-                            stdout.push('\n');
-                        }
-                        t
-                    }
-                    Line::Err(t) => t,
+                    Line::Out(t) | Line::Err(t) => t,
                 };
                 on_line(&text);
                 if tail.len() == TAIL_LINES {
@@ -271,9 +265,18 @@ fn run_once(
             stop_on_interrupt(&mut child, &mut interrupted_at);
         }
     }
-    for r in readers.into_iter().flatten() {
+    let [out_reader, err_reader] = readers;
+    let kept = out_reader
+        .map(|r| r.join().unwrap_or_default())
+        .unwrap_or_default();
+    if let Some(r) = err_reader {
         let _ = r.join();
     }
+    // What the parsers read: each line as the user would see it last.
+    let stdout: String = String::from_utf8_lossy(&kept)
+        .split_inclusive('\n')
+        .map(|l| shown(l.as_bytes()) + "\n")
+        .collect();
     let status = loop {
         if interruptible {
             stop_on_interrupt(&mut child, &mut interrupted_at);
@@ -313,62 +316,82 @@ fn stop_on_interrupt(child: &mut Child, interrupted_at: &mut Option<Instant>) {
     }
 }
 
+/// Reads a child's stream: each line, cut at [`LINE_LIMIT`], goes to `tx`
+/// as the user would see it last (BuildKit and the legacy builder redraw
+/// progress lines with `\r`); the first `keep` bytes are kept whole (a
+/// line of JSON longer than a display line is still read whole) and
+/// returned at the end.
 fn pump(
     stream: Option<Box<dyn Read + Send>>,
     tx: mpsc::SyncSender<Line>,
     wrap: fn(String) -> Line,
-) -> Option<thread::JoinHandle<()>> {
+    keep: usize,
+) -> Option<thread::JoinHandle<Vec<u8>>> {
     let stream = stream?;
     Some(thread::spawn(move || {
         let mut reader = BufReader::new(stream);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match read_line_cut(&mut reader, &mut buf) {
-                Ok(false) => break,
-                Ok(true) => {
-                    // BuildKit and the legacy builder end progress lines with
-                    // "\r"; a line is what the user would see last.
-                    let text = String::from_utf8_lossy(&buf);
-                    let text = text.trim_end_matches(['\n', '\r']);
-                    let text = text.rsplit('\r').next().unwrap_or("").to_string();
-                    if tx.send(wrap(text)).is_err() {
-                        break;
-                    }
-                }
-                Err(_) => break,
+        let mut kept = Vec::new();
+        let mut lines = LineSplitter::default();
+        let mut open = true;
+        let mut send = |line: &[u8]| {
+            if open && tx.send(wrap(shown(line))).is_err() {
+                open = false;
             }
+        };
+        loop {
+            let n = match reader.fill_buf() {
+                Ok(chunk) if !chunk.is_empty() => {
+                    let room = keep.saturating_sub(kept.len()).min(chunk.len());
+                    kept.extend_from_slice(&chunk[..room]);
+                    lines.feed(chunk, &mut send);
+                    chunk.len()
+                }
+                _ => break,
+            };
+            reader.consume(n);
         }
+        lines.finish(&mut send);
+        kept
     }))
 }
 
-/// Reads one line into `buf`, keeping at most [`LINE_LIMIT`] bytes of it
-/// (the rest of a longer line is read and dropped). False at the end.
-fn read_line_cut(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<bool> {
-    let n = reader
-        .by_ref()
-        .take(LINE_LIMIT as u64)
-        .read_until(b'\n', buf)?;
-    if n == 0 {
-        return Ok(false);
+/// A line as the user would see it last: its `\r` redraws resolved.
+fn shown(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end_matches(['\n', '\r']);
+    text.rsplit('\r').next().unwrap_or("").to_string()
+}
+
+/// Splits a byte stream into lines of at most [`LINE_LIMIT`] bytes (the
+/// rest of a longer line is dropped): a Makefile that prints a gigabyte
+/// with no newline must not make dmb hold it.
+#[derive(Default)]
+struct LineSplitter {
+    line: Vec<u8>,
+}
+
+impl LineSplitter {
+    fn feed(&mut self, mut chunk: &[u8], emit: &mut impl FnMut(&[u8])) {
+        while let Some(end) = chunk.iter().position(|&b| b == b'\n') {
+            self.push(&chunk[..end]);
+            emit(&self.line);
+            self.line.clear();
+            chunk = &chunk[end + 1..];
+        }
+        self.push(chunk);
     }
-    if buf.last() != Some(&b'\n') && n == LINE_LIMIT {
-        // Pass over the rest of the line, a buffer at a time.
-        loop {
-            let (used, done) = {
-                let chunk = reader.fill_buf()?;
-                match chunk.iter().position(|&b| b == b'\n') {
-                    Some(i) => (i + 1, true),
-                    None => (chunk.len(), chunk.is_empty()),
-                }
-            };
-            reader.consume(used);
-            if done {
-                break;
-            }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let room = LINE_LIMIT.saturating_sub(self.line.len()).min(bytes.len());
+        self.line.extend_from_slice(&bytes[..room]);
+    }
+
+    fn finish(&mut self, emit: &mut impl FnMut(&[u8])) {
+        if !self.line.is_empty() {
+            emit(&self.line);
+            self.line.clear();
         }
     }
-    Ok(true)
 }
 
 /// A running command whose stdout is read as a byte stream (`docker cp … -`).
@@ -440,17 +463,29 @@ mod tests {
 
     #[test]
     fn a_line_longer_than_the_limit_is_cut_and_the_next_is_whole() {
-        let mut input = vec![b'x'; LINE_LIMIT * 3 + 17];
-        input.extend_from_slice(b"\nnext\n");
-        let mut reader = BufReader::with_capacity(4096, &input[..]);
-        let mut buf = Vec::new();
-        assert!(read_line_cut(&mut reader, &mut buf).unwrap());
-        assert_eq!(buf.len(), LINE_LIMIT);
-        buf.clear();
-        assert!(read_line_cut(&mut reader, &mut buf).unwrap());
-        assert_eq!(buf, b"next\n");
-        buf.clear();
-        assert!(!read_line_cut(&mut reader, &mut buf).unwrap());
+        let mut lines = Vec::new();
+        let mut splitter = LineSplitter::default();
+        let long = vec![b'x'; LINE_LIMIT * 3 + 17];
+        // Fed in pieces, as a pipe delivers it.
+        for piece in long.chunks(4096) {
+            splitter.feed(piece, &mut |l| lines.push(l.to_vec()));
+        }
+        splitter.feed(b"\nnext\nlast", &mut |l| lines.push(l.to_vec()));
+        splitter.finish(&mut |l| lines.push(l.to_vec()));
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].len(), LINE_LIMIT);
+        assert_eq!(lines[1], b"next");
+        assert_eq!(lines[2], b"last");
+    }
+
+    #[test]
+    fn stdout_keeps_a_line_longer_than_a_display_line_whole() {
+        // `docker system df --format '{{json .}}'` prints one long line.
+        let inv = Invocation::new("sh").args(["-c", "head -c 200000 /dev/zero | tr '\\0' x; echo"]);
+        let mut longest = 0;
+        let done = run(&inv, false, &mut |l| longest = longest.max(l.len())).unwrap();
+        assert_eq!(done.stdout.len(), 200_001);
+        assert_eq!(longest, LINE_LIMIT);
     }
 
     #[test]

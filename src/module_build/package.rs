@@ -123,5 +123,14 @@ fn package<E: ?Sized + BuildEngine>(
             let _ = engine.remove_image(&old);
         }
     }
+    // Another build into the same MODULE_REF at the same moment may have
+    // tagged its image between our look and our import: the image our tag
+    // took over is dangling now, and `previous` did not know it. A dmb
+    // module image with no tag is nobody's (an import tags at once).
+    // Removed one by one: the engine runs one prune at a time, and the
+    // other build may be pruning too.
+    for displaced in engine.dangling_images(layout::label::KERNEL_RELEASE, provenance.release)? {
+        let _ = engine.remove_image(&displaced);
+    }
     Ok(image_id)
 }
