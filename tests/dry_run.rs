@@ -53,24 +53,7 @@ fn a_dry_run_plans_a_build_and_creates_nothing() {
 
     // A builder no build environment was made from: the plan says one
     // would be prepared first, and none is.
-    let builder = TestImage::new("dry-builder");
-    let context = tempfile::tempdir().unwrap();
-    std::fs::write(
-        context.path().join("Dockerfile"),
-        format!(
-            "FROM {}\nLABEL dmb.test.dry=\"{}\"\n",
-            kit.build_ref,
-            builder.name()
-        ),
-    )
-    .unwrap();
-    docker_ok(&[
-        "build",
-        "-q",
-        "-t",
-        builder.name(),
-        context.path().to_str().unwrap(),
-    ]);
+    let builder = fresh_builder("dry-builder");
     let with_builder = images();
     let out = user_dmb()
         .args(["build", "examples/hello", "--dry-run", "--json"])

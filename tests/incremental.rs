@@ -230,25 +230,8 @@ fn two_builds_of_one_module_at_once_take_turns() {
 #[test]
 fn two_builds_that_need_one_new_build_environment_make_one() {
     let _engine = engine_lock();
-    let kit = kit();
-    let builder = TestImage::new("builder");
-    let context = tempfile::tempdir().unwrap();
-    std::fs::write(
-        context.path().join("Dockerfile"),
-        format!(
-            "FROM {}\nLABEL dmb.test.builder=\"{}\"\n",
-            kit.build_ref,
-            builder.name()
-        ),
-    )
-    .unwrap();
-    docker_ok(&[
-        "build",
-        "-q",
-        "-t",
-        builder.name(),
-        context.path().to_str().unwrap(),
-    ]);
+    let _kit = kit();
+    let builder = fresh_builder("builder");
     let buildenvs = || {
         let mut v: Vec<String> = docker_ok(&[
             "images",

@@ -339,6 +339,30 @@ fn mentions_absence(text: &str) -> bool {
         || t.contains("no such container:path")
 }
 
+impl DockerCli {
+    /// IDs of dangling images with this label filter (`key` or
+    /// `key=value`), newest first. Listed as cleanup is (not cut short by
+    /// Ctrl-C): it is short, and cleanup depends on it.
+    fn dangling_ids(&self, label_filter: &str) -> Result<Vec<String>, EngineError> {
+        let list = self.invocation().args([
+            "image",
+            "ls",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            "dangling=true",
+            "--filter",
+            &format!("label={label_filter}"),
+        ]);
+        Ok(self
+            .run_cleanup(&list)?
+            .stdout
+            .split_whitespace()
+            .map(str::to_string)
+            .collect())
+    }
+}
+
 impl Images for DockerCli {
     fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
         let inv = self
@@ -401,41 +425,11 @@ impl Images for DockerCli {
     }
 
     fn dangling_images(&self, label: &str, value: &str) -> Result<Vec<String>, EngineError> {
-        let list = self.invocation().args([
-            "image",
-            "ls",
-            "--quiet",
-            "--no-trunc",
-            "--filter",
-            "dangling=true",
-            "--filter",
-            &format!("label={label}={value}"),
-        ]);
-        Ok(self
-            .run_checked(&list)?
-            .stdout
-            .split_whitespace()
-            .map(str::to_string)
-            .collect())
+        self.dangling_ids(&format!("{label}={value}"))
     }
 
     fn dangling_label_values(&self, label: &str) -> Result<Vec<String>, EngineError> {
-        let list = self.invocation().args([
-            "image",
-            "ls",
-            "--quiet",
-            "--no-trunc",
-            "--filter",
-            "dangling=true",
-            "--filter",
-            &format!("label={label}"),
-        ]);
-        let ids: Vec<String> = self
-            .run_checked(&list)?
-            .stdout
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
+        let ids = self.dangling_ids(label)?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -463,18 +457,8 @@ impl Images for DockerCli {
         // running"), and runs at once must not fail each other's cleanup.
         // Listed in cleanup (not cut short by Ctrl-C); newest first, so a
         // legacy build's last step goes before the steps under it.
-        let list = self.invocation().args([
-            "image",
-            "ls",
-            "--quiet",
-            "--no-trunc",
-            "--filter",
-            "dangling=true",
-            "--filter",
-            &format!("label={label}={value}"),
-        ]);
-        let ids = self.run_cleanup(&list)?.stdout;
-        for id in ids.split_whitespace() {
+        let ids = self.dangling_ids(&format!("{label}={value}"))?;
+        for id in &ids {
             let inv = self.invocation().args(["image", "rm", "--", id]);
             match self.run_cleanup(&inv) {
                 Ok(_) => {}

@@ -393,3 +393,27 @@ pub fn stop_when(
     );
     (out.status.code(), log)
 }
+
+/// A builder image of the test's own: the kit's builder under another ID
+/// (a label names it), from which no build environment was made yet.
+pub fn fresh_builder(what: &str) -> TestImage {
+    let builder = TestImage::new(what);
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nLABEL dmb.test.builder=\"{}\"\n",
+            kit().build_ref,
+            builder.name()
+        ),
+    )
+    .unwrap();
+    docker_ok(&[
+        "build",
+        "-q",
+        "-t",
+        builder.name(),
+        context.path().to_str().unwrap(),
+    ]);
+    builder
+}
