@@ -36,6 +36,8 @@ pub const NO_BUILDKIT: i32 = 31;
 pub const NO_PROBE_IMAGE: i32 = 32;
 /// `dmb doctor` found something that blocks a build or a load.
 pub const DOCTOR_FOUND_BLOCKER: i32 = 33;
+/// The engine's disk (the VM's, under Docker Desktop) filled up.
+pub const NO_SPACE: i32 = 35;
 pub const MAKE_FAILED: i32 = 40;
 pub const NO_MODULES: i32 = 41;
 pub const BAD_MODULES: i32 = 42;
@@ -105,8 +107,30 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the engine's disk ran full: the engine, the compiler or a
+    /// tool said so (`ENOSPC`, "no space left on device"), whatever step
+    /// failed. Told apart because the fix is the same for every step.
+    pub fn no_space(&self) -> bool {
+        if matches!(
+            self,
+            Error::Engine(EngineError::Interrupted) | Error::Load(LoadError::Interrupted { .. })
+        ) {
+            return false;
+        }
+        std::iter::once(self.to_string())
+            .chain(self.details())
+            .any(|l| l.to_ascii_lowercase().contains("no space left on device"))
+    }
+
     /// The exit code: a contract, listed in the README.
     pub fn code(&self) -> i32 {
+        if self.no_space() {
+            return NO_SPACE;
+        }
+        self.kind_code()
+    }
+
+    fn kind_code(&self) -> i32 {
         use BuildError as B;
         use EngineError as En;
         use InTreeError as T;
@@ -187,6 +211,13 @@ impl Error {
 
     /// One line that tells the user what to do next.
     pub fn hint(&self) -> Option<String> {
+        if self.no_space() {
+            return Some("the engine's disk is full (under Docker Desktop, the VM's): `dmb cache prune` removes what dmb keeps, `docker system df` shows what uses the rest; Docker Desktop's Settings → Resources sets the disk's size".into());
+        }
+        self.kind_hint()
+    }
+
+    fn kind_hint(&self) -> Option<String> {
         use BuildError as B;
         use EngineError as En;
         use InTreeError as T;
@@ -469,5 +500,28 @@ mod tests {
         for (e, code) in cases {
             assert_eq!(e.code(), code, "{e}");
         }
+    }
+
+    #[test]
+    fn a_full_disk_is_told_apart_whatever_step_said_it() {
+        let make: Error = BuildError::MakeFailed {
+            code: 2,
+            errors: vec!["dd: error writing 'fill': No space left on device".into()],
+        }
+        .into();
+        assert_eq!(make.code(), NO_SPACE);
+        assert!(make.hint().unwrap().contains("dmb cache prune"), "{make}");
+        let log: Error = BuildError::BuildFailed {
+            log: vec!["write /var/lib/docker/tmp/x: no space left on device".into()],
+        }
+        .into();
+        assert_eq!(log.code(), NO_SPACE);
+        let other: Error = BuildError::MakeFailed {
+            code: 2,
+            errors: vec!["hello.c:3: error: expected ';'".into()],
+        }
+        .into();
+        assert_eq!(other.code(), MAKE_FAILED);
+        assert!(!other.hint().unwrap().contains("disk"));
     }
 }

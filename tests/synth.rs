@@ -137,12 +137,59 @@ fn a_kernel_image_synthesized_from_the_vms_facts_builds_modules_that_load_there(
         images_before
     );
 
+    // A dry run of the synthesis there reads the VM's facts, names the
+    // image it would make and the builder, and makes nothing.
+    let plan = run_ok(
+        dmb_vm(
+            &host,
+            &[
+                "kernel",
+                "synthesize",
+                "--dry-run",
+                "--source",
+                source.to_str().unwrap(),
+            ],
+        ),
+        10 * MIN,
+        "dmb kernel synthesize --dry-run (in the VM)",
+    );
+    assert!(
+        plan.contains(&format!("would synthesize dmb-synth/kernel:{}-", kit.kver)),
+        "{plan}"
+    );
+    assert!(plan.contains(&format!("with {}", kit.build_ref)), "{plan}");
+    assert!(plan.contains("kernel exports with genksyms"), "{plan}");
+    assert_eq!(
+        vm_docker_ok(&host, &["images", "-q", "--no-trunc"], MIN),
+        images_before
+    );
+
     // The image, from the snapshot and the source (fetched from a loopback
     // server, verified by its hash), on this machine's engine.
     let sha256 = sha256_of(&source);
     let _ = std::fs::remove_dir_all(cache_dir().join("dmb/downloads"));
     let server = FileServer::new(source.clone());
     let url = format!("{}/linux-source-6.1.tar.xz", server.base);
+    // Planned first (JSON): nothing downloaded, no image made.
+    let host_images = docker_ok(&["images", "-q", "--no-trunc"]);
+    let planned = synthesize(&[
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--source",
+        &url,
+        "--dry-run",
+        "--json",
+    ]);
+    assert!(planned.status.success(), "{}", stderr(&planned));
+    let planned: serde_json::Value = serde_json::from_slice(&planned.stdout).unwrap();
+    assert_eq!(planned["release"], kit.kver.as_str(), "{planned}");
+    assert_eq!(planned["source"], url.as_str(), "{planned}");
+    assert!(
+        planned["crcs_to_compute"].as_u64().unwrap() > 0,
+        "{planned}"
+    );
+    assert_eq!(server.served(), 0);
+    assert_eq!(docker_ok(&["images", "-q", "--no-trunc"]), host_images);
     let done = synthesize(&[
         "--snapshot",
         snapshot.to_str().unwrap(),
@@ -358,9 +405,89 @@ fn a_kernel_image_synthesized_from_the_vms_facts_builds_modules_that_load_there(
         "{err}"
     );
     assert!(loaded_modules(&host).iter().any(|m| m == "hello"));
+
+    vm_disk_full_during_a_build(&host, &kit.build_ref);
     drop(sim);
 
     refusals(&snapshot, &source, scratch.path());
+}
+
+/// The VM's disk full while make runs there: a clear error (exit 35, the
+/// line that said so, the hint), nothing left behind, and the next build
+/// (the disk freed) reuses the build environment as it was.
+fn vm_disk_full_during_a_build(host: &str, build_ref: &str) {
+    const FILL: &str = "dmb-test-fill";
+    let images = |host: &str| {
+        let mut ids: Vec<String> = vm_docker_ok(host, &["images", "-q", "--no-trunc"], MIN)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let containers = |host: &str| {
+        vm_docker_ok(
+            host,
+            &[
+                "ps",
+                "-a",
+                "--format",
+                "{{.ID}} {{.Names}} {{.Status}} {{.Labels}}",
+            ],
+            MIN,
+        )
+    };
+    let before = images(host);
+    let containers_before = containers(host);
+    // All but 64 MiB of the disk, root's reserve too (the build runs as
+    // root), in a volume: fallocate takes no time.
+    vm_docker_ok(host, &["volume", "create", FILL], MIN);
+    vm_docker_ok(
+        host,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &format!("{FILL}:/fill"),
+            build_ref,
+            "sh",
+            "-c",
+            "set -e; free=$(( $(stat -f -c '%f * %S' /fill) )); fallocate -l $(( free - 64 * 1024 * 1024 )) /fill/big",
+        ],
+        2 * MIN,
+    );
+    let fills = root().join("tests/modules/fills-disk");
+    let mut build = dmb_vm(host, &["build", "--module-ref", "synth-disk-full"]);
+    build.env_remove("BUILD_REF").arg(&fills);
+    let failed = run(build, 30 * MIN, "dmb build (in the VM, its disk full)");
+    let err = stderr(&failed);
+    vm_docker_ok(host, &["volume", "rm", FILL], MIN);
+    assert_eq!(failed.status.code(), Some(35), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains("the engine's disk is full"), "{err}");
+    assert_eq!(
+        containers(host),
+        containers_before,
+        "containers left behind; the build said:\n{err}"
+    );
+    assert_eq!(
+        vm_docker_ok(host, &["images", "-q", "--filter", "dangling=true"], MIN).trim(),
+        "",
+        "dangling images left behind"
+    );
+    assert_eq!(images(host), before, "images made or lost");
+
+    // The disk freed, a build goes on from the same build environment.
+    let mut build = dmb_vm(host, &["build", "--module-ref", "synth-after-full"]);
+    build
+        .env_remove("BUILD_REF")
+        .arg(root().join("tests/modules/slow-init"));
+    let built = run(build, 30 * MIN, "dmb build (in the VM, its disk freed)");
+    let err = stderr(&built);
+    assert!(built.status.success(), "{err}");
+    assert!(!err.contains("preparing the build environment"), "{err}");
 }
 
 /// What the cross-check and the configuration check must refuse.

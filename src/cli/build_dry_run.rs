@@ -1,5 +1,5 @@
-//! `dmb build --dry-run`: the plan of a build of a module directory, for
-//! each kernel; nothing is created. When the engine has no kernel image
+//! `dmb build --dry-run`: the plan of a build (a module directory, a DKMS
+//! package, in-tree modules), for each kernel; nothing is created. When the engine has no kernel image
 //! for the running kernel, the plan stops at the synthesis a build would
 //! start with (minutes, and it makes an image).
 
@@ -20,11 +20,6 @@ pub(super) fn run(
     source: &Source,
     terminal: &mut Terminal,
 ) -> Outcome {
-    let Source::Module(dir) = source else {
-        return Err(crate::Error::Usage(
-            "--dry-run plans builds of a module directory; a DKMS package or --in-tree is not planned yet".into(),
-        ));
-    };
     let kernels: Vec<Option<&String>> = if args.kernel_ref.is_empty() {
         vec![None]
     } else {
@@ -78,14 +73,29 @@ pub(super) fn run(
         } else {
             args.module_ref.clone()
         };
-        plans.push(plan::plan(
-            engine,
-            dir.path(),
-            &refs,
-            &module_ref,
-            !args.no_check,
-            terminal,
-        )?);
+        let check = !args.no_check;
+        plans.push(match source {
+            Source::Module(dir) => {
+                plan::plan(engine, dir.path(), &refs, &module_ref, check, terminal)?
+            }
+            Source::Dkms(tree) => crate::dkms::dry_run::plan(
+                engine,
+                tree,
+                &refs,
+                args.with_deps,
+                &module_ref,
+                check,
+                terminal,
+            )?,
+            Source::InTree => crate::module_build::in_tree::plan::plan(
+                engine,
+                &refs,
+                &args.in_tree,
+                &module_ref,
+                check,
+                terminal,
+            )?,
+        });
     }
     terminal.finish();
     print(args.json, &plans);

@@ -63,6 +63,11 @@ pub struct SynthesizeArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// Say what it would make, from which source and with which builder,
+    /// and create nothing (no download, no image); the VM's facts are read.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub fn run(cli: &Cli, args: &KernelArgs) -> Outcome {
@@ -83,7 +88,7 @@ fn synthesize(cli: &Cli, args: &SynthesizeArgs) -> Outcome {
             Snapshot::take(&session, &detection, &detection.probe_image, &mut terminal)?
         }
     };
-    let source = source_for(&snapshot, args.source.as_deref(), &mut terminal)?;
+    let (source, defaulted) = source_for(&snapshot, args.source.as_deref(), &mut terminal)?;
     let opts = SynthOptions {
         source,
         sha256: args.sha256.clone(),
@@ -91,6 +96,21 @@ fn synthesize(cli: &Cli, args: &SynthesizeArgs) -> Outcome {
         build_ref: args.build_ref.clone(),
         tag: args.tag.clone(),
     };
+    if args.dry_run {
+        let plan = synth::dry_run::plan(&session, &snapshot, &opts, defaulted)?;
+        terminal.finish();
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan).expect("a plan serialises")
+            );
+        } else {
+            for line in plan.describe() {
+                println!("{line}");
+            }
+        }
+        return Ok(0);
+    }
     let done = synth::synthesize(&session, &snapshot, &opts, &mut terminal)?;
     terminal.finish();
     for n in &done.notes {
@@ -100,12 +120,13 @@ fn synthesize(cli: &Cli, args: &SynthesizeArgs) -> Outcome {
     Ok(0)
 }
 
-/// The source given, else the platform's own, said aloud.
+/// The source given, else the platform's own, said aloud (and whether it
+/// is that default).
 fn source_for(
     snapshot: &Snapshot,
     given: Option<&str>,
     progress: &mut dyn crate::progress::Progress,
-) -> Result<String, crate::Error> {
+) -> Result<(String, bool), crate::Error> {
     let release = snapshot.release()?;
     let (source, defaulted) =
         synth::sources::given_or_default(given, &release, &snapshot.proc_version)?;
@@ -114,7 +135,7 @@ fn source_for(
             "no --source given: the kernel's source for {release} is {source} (verified against the publisher's SHA-256 list); --source overrides"
         ));
     }
-    Ok(source)
+    Ok((source, defaulted))
 }
 
 fn terminal_note(quiet: bool, note: &str) {

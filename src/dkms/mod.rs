@@ -15,6 +15,7 @@
 pub mod build;
 pub mod conf;
 pub mod deb;
+pub mod dry_run;
 pub mod error;
 pub mod evaluate;
 pub mod plan;

@@ -85,6 +85,11 @@ impl KernelConfig {
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
+
+    /// How many options it sets.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
 }
 
 /// Option names as people write them, joined: `CONFIG_IP_SCTP, CONFIG_CAN`.

@@ -55,6 +55,8 @@ pub fn error_lines(log: &[String]) -> Vec<String> {
                 || l.contains("*** ")
                 || l.contains("fatal error")
                 || l.contains("undefined!")
+                // A full disk fails whatever tool wrote last (dd, cc1, ld).
+                || l.contains("No space left on device")
         })
         .collect()
 }
@@ -123,6 +125,7 @@ mod tests {
     fn compiler_errors_are_picked_out() {
         let log = [
             "#9 0.512 make: Entering directory '/usr/src/module'",
+            "dd: error writing '/usr/src/module/x': No space left on device",
             "#9 1.034 /usr/src/module/broken.c:4:1: error: unknown type name 'intt'",
             "\u{1b}[0m\u{1b}[91mmake[2]: *** [scripts/Makefile.build:250: broken.o] Error 1",
             "@@dmb:make-failed 2",
@@ -131,6 +134,7 @@ mod tests {
         assert_eq!(
             error_lines(&log),
             [
+                "dd: error writing '/usr/src/module/x': No space left on device",
                 "/usr/src/module/broken.c:4:1: error: unknown type name 'intt'",
                 "make[2]: *** [scripts/Makefile.build:250: broken.o] Error 1"
             ]

@@ -21,6 +21,7 @@
 pub mod auto;
 pub mod config_check;
 mod dockerfile;
+pub mod dry_run;
 pub mod harvest;
 pub mod patches;
 pub mod snapshot;
@@ -35,14 +36,14 @@ use serde::Serialize;
 
 use crate::detect::images::pick_build_ref;
 use crate::engine::{Engine, Session};
-use crate::kernel::KernelConfig;
+use crate::kernel::{KernelConfig, KernelRelease};
 use crate::module_build::buildenv::cache_key;
 use crate::module_build::in_tree::crcs::Computed;
 use crate::module_build::in_tree::{srcarch, tree};
 use crate::module_build::{BuildError, LOG_LINES};
 use crate::progress::Progress;
 use crate::scripts;
-use crate::toolchain::compiler::{parse_compiler, parse_proc_version};
+use crate::toolchain::compiler::{parse_compiler, parse_proc_version, Compiler};
 use crate::toolchain::kernel_tools;
 pub use snapshot::Snapshot;
 use source::{sha256_text, SourceArchive};
@@ -229,6 +230,56 @@ pub struct Synthesized {
     pub seconds: f64,
 }
 
+/// The snapshot's release, and its configuration (a synthesis needs one).
+fn release_and_config(snapshot: &Snapshot) -> Result<(KernelRelease, KernelConfig), SynthError> {
+    let release = snapshot.release()?;
+    let config = KernelConfig::parse(&snapshot.config);
+    if config.is_empty() {
+        return Err(SynthError::NoConfig {
+            release: release.to_string(),
+        });
+    }
+    Ok((release, config))
+}
+
+/// The compiler that built the kernel: its configuration says, else
+/// `/proc/version`.
+fn kernel_compiler(snapshot: &Snapshot, config: &KernelConfig) -> Option<Compiler> {
+    config
+        .get("CC_VERSION_TEXT")
+        .and_then(parse_compiler)
+        .or_else(|| parse_proc_version(&snapshot.proc_version).and_then(|p| p.compiler))
+}
+
+/// The builder, since the kernel's compiler decides options and code: the
+/// one given; else the one detection picked where the snapshot was taken,
+/// when this engine has it; else the image whose gcc is the kernel's (said
+/// in the note).
+fn builder<E: ?Sized + Engine>(
+    session: &Session<E>,
+    snapshot: &Snapshot,
+    given: Option<&str>,
+    compiler: Option<&Compiler>,
+) -> Result<(String, Option<String>), crate::Error> {
+    if let Some(r) = given {
+        return Ok((r.to_string(), None));
+    }
+    if let Some(r) = &snapshot.build_ref {
+        if session.engine().image_id(r)?.is_some() {
+            return Ok((r.clone(), None));
+        }
+    }
+    let pick = pick_build_ref(session, None, compiler)?;
+    let reference = pick.reference.ok_or_else(|| SynthError::NoBuilder {
+        compiler: compiler
+            .map(|c| format!("{} {}", c.command, c.version))
+            .unwrap_or_else(|| "unknown".into()),
+        reason: pick.reason.clone(),
+    })?;
+    let note = format!("builder {reference}: {}", pick.reason);
+    Ok((reference, Some(note)))
+}
+
 /// Synthesizes (or finds, made earlier from the same facts) the kernel
 /// image for `snapshot`.
 pub fn synthesize<E: ?Sized + Engine>(
@@ -239,40 +290,17 @@ pub fn synthesize<E: ?Sized + Engine>(
 ) -> Result<Synthesized, crate::Error> {
     let started = Instant::now();
     let engine = session.engine();
-    let release = snapshot.release()?;
-    let config = KernelConfig::parse(&snapshot.config);
-    if config.is_empty() {
-        return Err(SynthError::NoConfig {
-            release: release.to_string(),
-        }
-        .into());
-    }
+    let (release, config) = release_and_config(snapshot)?;
     let mut notes = Vec::new();
 
-    // The builder: the kernel's compiler decides options and code.
-    let compiler = config
-        .get("CC_VERSION_TEXT")
-        .and_then(parse_compiler)
-        .or_else(|| parse_proc_version(&snapshot.proc_version).and_then(|p| p.compiler));
-    let detected = match &snapshot.build_ref {
-        Some(r) if engine.image_id(r)?.is_some() => Some(r.clone()),
-        _ => None,
-    };
-    let build_ref = match opts.build_ref.clone().or(detected) {
-        Some(r) => r,
-        None => {
-            let pick = pick_build_ref(session, None, compiler.as_ref())?;
-            let reference = pick.reference.ok_or_else(|| SynthError::NoBuilder {
-                compiler: compiler
-                    .as_ref()
-                    .map(|c| format!("{} {}", c.command, c.version))
-                    .unwrap_or_else(|| "unknown".into()),
-                reason: pick.reason.clone(),
-            })?;
-            notes.push(format!("builder {reference}: {}", pick.reason));
-            reference
-        }
-    };
+    let compiler = kernel_compiler(snapshot, &config);
+    let (build_ref, note) = builder(
+        session,
+        snapshot,
+        opts.build_ref.as_deref(),
+        compiler.as_ref(),
+    )?;
+    notes.extend(note);
     let build_id = engine
         .image_id(&build_ref)?
         .ok_or_else(|| BuildError::BuildRefNotFound {

@@ -17,6 +17,7 @@ pub mod config_plan;
 pub mod crcs;
 mod make;
 pub mod names;
+pub mod plan;
 pub mod tree;
 
 use std::collections::BTreeSet;
@@ -24,7 +25,7 @@ use std::path::PathBuf;
 
 use super::{buildenv, layout, package, BuildError, BuildOutcome, RefOptions, Refs};
 use crate::detect::{self, Detection};
-use crate::engine::{Engine, Session};
+use crate::engine::{Base, Engine, Session};
 use crate::kernel::kbuild::{ModuleIndex, ModuleSite};
 use crate::kernel::kconfig::Kconfig;
 use crate::kernel::{KernelConfig, KernelFacts, KernelRelease};
@@ -204,6 +205,81 @@ pub struct Built {
     pub work: tempfile::TempDir,
 }
 
+/// The running kernel, which says what it has; with both refs given, a
+/// build can go on without it (for a kernel the engine may not even run).
+pub fn running_kernel<E: ?Sized + Engine>(
+    session: &Session<E>,
+    ref_opts: &RefOptions,
+    progress: &mut dyn Progress,
+) -> Result<Option<Detection>, crate::Error> {
+    let refs_given = ref_opts.kernel_ref.is_some() && ref_opts.build_ref.is_some();
+    Ok(match (&ref_opts.detected, &ref_opts.detect) {
+        (Some(found), _) => Some(found.clone()),
+        (None, Some(d)) => {
+            progress.step("detecting the running kernel");
+            match detect::detect(session, d) {
+                Ok(found) => Some(found),
+                Err(e)
+                    if refs_given
+                        && !matches!(
+                            e,
+                            crate::Error::Engine(crate::engine::EngineError::Interrupted)
+                        ) =>
+                {
+                    progress.warn(&format!("the engine's kernel cannot be read ({e}): building for the kernel image alone"));
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        (None, None) => None,
+    })
+}
+
+/// What the names ask of the kernel's source, and its configuration.
+pub struct Asked {
+    pub kconfig: Kconfig,
+    pub index: ModuleIndex,
+    pub request: names::Request,
+    /// The options to turn on as modules.
+    pub plan: config_plan::ConfigPlan,
+}
+
+/// The names resolved against the Kconfig and Makefiles of `kernel_ref`'s
+/// source, and the options they turn on; refused when one is built in.
+pub fn asked<E: ?Sized + Base>(
+    session: &Session<E>,
+    kernel_ref: &str,
+    target: &TargetKernel,
+    names: &[String],
+    progress: &mut dyn Progress,
+) -> Result<Asked, crate::Error> {
+    progress.step(&format!(
+        "reading the Kconfig and Makefiles of {kernel_ref}"
+    ));
+    let source = crate::kernel::source::source_files(session, kernel_ref)?;
+    let arch = srcarch(&target.config);
+    let kconfig = source.kconfig(arch);
+    let index = source.modules(arch);
+    let request = names::resolve(names, &kconfig, &index)?;
+    for site in &request.modules {
+        if target.config.get(&site.symbol) == Some("y") {
+            return Err(InTreeError::AlreadyBuiltIn {
+                module: site.name.clone(),
+                symbol: site.symbol.clone(),
+            }
+            .into());
+        }
+    }
+    let plan = config_plan::plan(&kconfig, &target.config, &request.symbols)?;
+    Ok(Asked {
+        kconfig,
+        index,
+        request,
+        plan,
+    })
+}
+
 /// Builds the modules `opts.names` name from the kernel image's source.
 pub fn run<E: ?Sized + Engine>(
     engine: &E,
@@ -283,30 +359,7 @@ pub fn build<E: ?Sized + Engine>(
     jobs: Option<u32>,
     progress: &mut dyn Progress,
 ) -> Result<Built, crate::Error> {
-    // The running kernel says what it has; with both refs given, a build
-    // can go on without it (for a kernel the engine may not even run).
-    let refs_given = ref_opts.kernel_ref.is_some() && ref_opts.build_ref.is_some();
-    let detection = match (&ref_opts.detected, &ref_opts.detect) {
-        (Some(found), _) => Some(found.clone()),
-        (None, Some(d)) => {
-            progress.step("detecting the running kernel");
-            match detect::detect(session, d) {
-                Ok(found) => Some(found),
-                Err(e)
-                    if refs_given
-                        && !matches!(
-                            e,
-                            crate::Error::Engine(crate::engine::EngineError::Interrupted)
-                        ) =>
-                {
-                    progress.warn(&format!("the engine's kernel cannot be read ({e}): building for the kernel image alone"));
-                    None
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        (None, None) => None,
-    };
+    let detection = running_kernel(session, ref_opts, progress)?;
     let refs = Refs::resolve_detected(session, ref_opts, detection.as_ref(), progress)?;
     let buildenv = buildenv::ensure(session, &refs, progress)?;
     let release = buildenv::release(session, &buildenv, &refs)?;
@@ -318,25 +371,12 @@ pub fn build<E: ?Sized + Engine>(
         ));
     }
 
-    progress.step(&format!(
-        "reading the Kconfig and Makefiles of {}",
-        refs.kernel_ref
-    ));
-    let source = crate::kernel::source::source_files(session, &refs.kernel_ref)?;
-    let arch = srcarch(&target.config);
-    let kconfig = source.kconfig(arch);
-    let index = source.modules(arch);
-    let request = names::resolve(names, &kconfig, &index)?;
-    for site in &request.modules {
-        if target.config.get(&site.symbol) == Some("y") {
-            return Err(InTreeError::AlreadyBuiltIn {
-                module: site.name.clone(),
-                symbol: site.symbol.clone(),
-            }
-            .into());
-        }
-    }
-    let plan = config_plan::plan(&kconfig, &target.config, &request.symbols)?;
+    let Asked {
+        kconfig,
+        index,
+        request,
+        plan,
+    } = asked(session, &refs.kernel_ref, &target, names, progress)?;
     if plan.is_unchanged() {
         progress.step(&format!(
             "{} already set in the running kernel's configuration: it stays as it is",

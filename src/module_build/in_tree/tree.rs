@@ -10,7 +10,7 @@
 
 use super::config_plan::{self, ConfigPlan};
 use super::{InTreeError, TargetKernel};
-use crate::engine::{BuildOutput, BuildRequest, Engine, Session};
+use crate::engine::{Base, BuildOutput, BuildRequest, Engine, Session};
 use crate::kernel::kconfig::Kconfig;
 use crate::kernel::{KernelConfig, KernelRelease};
 use crate::module_build::buildenv::cache_key;
@@ -39,16 +39,22 @@ pub struct Prepared {
     pub notes: Vec<String>,
 }
 
-/// The source image for `refs`, made when it is not there.
-pub fn source_image<E: ?Sized + Engine>(
-    session: &Session<E>,
+/// The tag of the source image for `refs` and what its key is made of.
+pub struct SourceTag {
+    pub tag: String,
+    key: String,
+    compiler: String,
+    arch: &'static str,
+}
+
+/// The source image's tag for `refs` in `buildenv` (which must exist for
+/// the tag to be one an image could have).
+pub fn source_tag<E: ?Sized + Base>(
+    engine: &E,
     refs: &Refs,
     buildenv: &str,
-    release: &KernelRelease,
     config: &KernelConfig,
-    progress: &mut dyn Progress,
-) -> Result<String, crate::Error> {
-    let engine = session.engine();
+) -> Result<SourceTag, crate::Error> {
     let buildenv_id = engine.image_id(buildenv)?.unwrap_or_default();
     // The compiler command the kernel was built with (`gcc-12`): the
     // configuration records it, and kconfig compares.
@@ -64,7 +70,42 @@ pub fn source_image<E: ?Sized + Engine>(
         &compiler,
         arch,
     ]);
-    let tag = format!("{SOURCE_REPOSITORY}:{key}");
+    Ok(SourceTag {
+        tag: format!("{SOURCE_REPOSITORY}:{key}"),
+        key,
+        compiler,
+        arch,
+    })
+}
+
+/// The prepared tree's tag for `plan` over `source_image`, and its key.
+pub fn prepared_tag<E: ?Sized + Base>(
+    engine: &E,
+    source_image: &str,
+    release: &KernelRelease,
+    plan: &ConfigPlan,
+) -> Result<(String, String), crate::Error> {
+    let source_id = engine.image_id(source_image)?.unwrap_or_default();
+    let key = cache_key(&[PREPARED_RECIPE, &source_id, release.as_str(), &plan.text]);
+    Ok((format!("{PREPARED_REPOSITORY}:{key}"), key))
+}
+
+/// The source image for `refs`, made when it is not there.
+pub fn source_image<E: ?Sized + Engine>(
+    session: &Session<E>,
+    refs: &Refs,
+    buildenv: &str,
+    release: &KernelRelease,
+    config: &KernelConfig,
+    progress: &mut dyn Progress,
+) -> Result<String, crate::Error> {
+    let engine = session.engine();
+    let SourceTag {
+        tag,
+        key,
+        compiler,
+        arch,
+    } = source_tag(engine, refs, buildenv, config)?;
     if engine.image_id(&tag)?.is_some() {
         return Ok(tag);
     }
@@ -180,9 +221,7 @@ pub fn prepared<E: ?Sized + Engine>(
         jobs,
     } = *request;
     let engine = session.engine();
-    let source_id = engine.image_id(source_image)?.unwrap_or_default();
-    let key = cache_key(&[PREPARED_RECIPE, &source_id, release.as_str(), &plan.text]);
-    let tag = format!("{PREPARED_REPOSITORY}:{key}");
+    let (tag, key) = prepared_tag(engine, source_image, release, plan)?;
     let cached = engine.image_id(&tag)?.is_some();
     let effective = if cached {
         progress.step(&format!("prepared tree {tag} is cached"));
