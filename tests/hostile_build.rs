@@ -279,12 +279,12 @@ fn a_module_image_of_thousands_of_files_a_huge_ko_and_non_elf_is_refused_within_
     let before = EngineState::now();
     let image = TestImage::new("hostile-modules");
     let context = tempfile::tempdir().unwrap();
-    // 3000 files that are named like modules and are not ELF, one of 300
-    // MB (over dmb's 256 MiB limit for a module; sparse in the layer).
+    // 3000 files that are named like modules and are not ELF, one of 2 GiB
+    // (over dmb's 256 MiB limit for a module; sparse in the layer).
     std::fs::write(
         context.path().join("Dockerfile"),
         format!(
-            "FROM {}\nRUN for i in $(seq 3000); do echo \"not elf $i\" > /m$i.ko; done && truncate -s 300M /big.ko\n",
+            "FROM {}\nRUN for i in $(seq 3000); do echo \"not elf $i\" > /m$i.ko; done && truncate -s 2G /big.ko\n",
             busybox()
         ),
     )
