@@ -108,15 +108,7 @@ pub fn kernel_ref<E: ?Sized + Engine>(
         }
     ));
     // A source that is not there is said before minutes go into the snapshot.
-    if !crate::download::is_url(&source) {
-        if let Err(e) = std::fs::metadata(&source) {
-            return Err(super::SynthError::Source {
-                given: source,
-                reason: e.to_string(),
-            }
-            .into());
-        }
-    }
+    sources::present(&source)?;
     let snapshot = Snapshot::take(session, found, &found.probe_image, progress)?;
     let opts = SynthOptions {
         source,

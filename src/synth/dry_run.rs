@@ -5,9 +5,7 @@
 
 use serde::Serialize;
 
-use super::{
-    builder, kernel_compiler, release_and_config, symvers, Snapshot, SynthError, SynthOptions,
-};
+use super::{builder, kernel_compiler, release_and_config, symvers, Snapshot, SynthOptions};
 use crate::engine::{Engine, Session};
 
 /// What a synthesis would do.
@@ -41,15 +39,7 @@ pub fn plan<E: ?Sized + Engine>(
 ) -> Result<SynthPlan, crate::Error> {
     let (release, config) = release_and_config(snapshot)?;
     // A source that is not there is refused as a synthesis would.
-    if !crate::download::is_url(&opts.source) {
-        if let Err(e) = std::fs::metadata(&opts.source) {
-            return Err(SynthError::Source {
-                given: opts.source.clone(),
-                reason: e.to_string(),
-            }
-            .into());
-        }
-    }
+    super::sources::present(&opts.source)?;
     let compiler = kernel_compiler(snapshot, &config);
     let (build_ref, build_ref_note) = builder(
         session,
@@ -57,10 +47,7 @@ pub fn plan<E: ?Sized + Engine>(
         opts.build_ref.as_deref(),
         compiler.as_ref(),
     )?;
-    let reference = opts
-        .tag
-        .clone()
-        .unwrap_or_else(|| super::auto::reference_for(&release, &snapshot.config));
+    let reference = opts.reference(&release, snapshot);
     let reference_exists = session.engine().image_id(&reference)?.is_some();
     let wanted = symvers::to_compute(&snapshot.harvest, snapshot.vmlinux_exports.as_ref());
     let checked = snapshot

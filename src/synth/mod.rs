@@ -216,6 +216,15 @@ pub struct SynthOptions {
     pub tag: Option<String>,
 }
 
+impl SynthOptions {
+    /// The image's tag: the one given, else the default for the kernel.
+    pub fn reference(&self, release: &KernelRelease, snapshot: &Snapshot) -> String {
+        self.tag
+            .clone()
+            .unwrap_or_else(|| auto::reference_for(release, &snapshot.config))
+    }
+}
+
 /// A synthesized kernel image.
 #[derive(Debug, Clone, Serialize)]
 pub struct Synthesized {
@@ -462,10 +471,7 @@ pub fn synthesize<E: ?Sized + Engine>(
         &sha256_text(&facts_key),
         &snapshot.btf.as_deref().map(sha256_text).unwrap_or_default(),
     ]);
-    let reference = opts
-        .tag
-        .clone()
-        .unwrap_or_else(|| auto::reference_for(&release, &snapshot.config));
+    let reference = opts.reference(&release, snapshot);
     let source_name = format!("{} sha256:{}", archive.name, archive.sha256);
     if label_of(engine, &reference, KEY_LABEL)?.as_deref() == Some(key.as_str()) {
         let coverage: Coverage = label_of(engine, &reference, COVERAGE_LABEL)?

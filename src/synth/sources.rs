@@ -68,6 +68,20 @@ pub fn default_source(release: &KernelRelease, proc_version: &str) -> Option<Str
         .then_some(url)
 }
 
+/// A source that is a path must be there: said before minutes go into a
+/// snapshot or a plan. URLs are checked when they are fetched.
+pub fn present(source: &str) -> Result<(), super::SynthError> {
+    if crate::download::is_url(source) {
+        return Ok(());
+    }
+    std::fs::metadata(source)
+        .map(|_| ())
+        .map_err(|e| super::SynthError::Source {
+            given: source.to_string(),
+            reason: e.to_string(),
+        })
+}
+
 /// The source given, else the platform's own (`None` with it: none given).
 pub fn given_or_default(
     given: Option<&str>,
